@@ -1,0 +1,35 @@
+"""`aelink`: the command-line tool. Each subcommand lives in its own module; this file only wires."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from shared.commands import data_cmd, eval_cmd, export_cmd, train_cmd
+
+    parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
+    parser.add_argument("--version", action="version", version=f"aelink {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (data_cmd, train_cmd, eval_cmd, export_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) as e:  # our errors are ValueErrors that name the file and problem
+        print(f"aelink {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `aelink` subcommand: `register(subparsers)` adds it, `args.run(args)` runs it."""
