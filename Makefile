@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine, each setting up what it needs first:
+#   make demo   - the sender-to-receiver demo on the shipped weights
+#   make test   - the whole test suite (what .ci/run calls)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+AELINK := $(VENV)/bin/aelink
+PYTHON ?= python3
+
+.PHONY: setup data test demo lint clean
+setup: $(VENV)/.installed data
+
+# torch is pinned and installed first: 2.13.0 is the CPU build on our machines; anything looser
+# makes pip fetch a CUDA build of several GB.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Verifies the MNIST files in $$AELINK_DATA_DIR (or ./data/mnist); downloads the missing ones.
+data: $(VENV)/.installed
+	$(AELINK) data fetch
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(AELINK) demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

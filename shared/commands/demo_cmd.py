@@ -1,0 +1,5 @@
+"""`aelink demo`: (being written)."""
+
+
+def register(sub) -> None:
+    pass

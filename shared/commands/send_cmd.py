@@ -1,0 +1,5 @@
+"""`aelink send`: (being written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""`aelink serve`: (being written)."""
+
+
+def register(sub) -> None:
+    pass

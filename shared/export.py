@@ -1,0 +1,28 @@
+"""Split a full training checkpoint into the encoder half and the decoder half."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from shared.config import ModelConfig
+from shared.weights import WeightsError, save_halves
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> str:
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code runs
+        config = ModelConfig.from_json(state["config"])
+        tensors = state["model"]
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as e:
+        raise WeightsError(f"{path}: not an aelink checkpoint ({e})") from None
+    from shared.autoencoder import Autoencoder
+
+    expected = set(Autoencoder(config).state_dict())
+    if set(tensors) != expected:
+        raise WeightsError(f"{path}: tensors do not match a {config.name!r} autoencoder")
+    return save_halves(config, tensors, out_dir)
