@@ -1,0 +1,1 @@
+"""The two web services: `services.encoder` (the sender) and `services.decoder` (the receiver)."""

@@ -1,0 +1,5 @@
+import sys
+
+from services.decoder.main import main
+
+sys.exit(main())

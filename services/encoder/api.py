@@ -1,0 +1,48 @@
+"""POST /v1/encode: images in, codes out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from services.encoder.inputs import read_images
+from services.encoder.schemas import EncodeRequest, EncodeResponse
+from shared import wire
+from shared.service.negotiate import choose
+from shared.service.openapi import BINARY, binary_response, request_body
+from shared.service.problems import problem_responses
+
+JSON, OCTET = "application/json", "application/octet-stream"
+router = APIRouter(tags=["codec"])
+
+BODY = request_body(
+    EncodeRequest,
+    **{"multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                 "description": "one or more 28x28 PNG files, in order"}}}},
+       OCTET: {**BINARY, "description": "N x 784 uint8: 28x28 images, row-major, back to back"},
+       "image/png": {**BINARY, "description": "one 28x28 PNG"}})
+
+
+@router.post(
+    "/encode", response_model=EncodeResponse, openapi_extra=BODY,
+    responses={200: binary_response("codes in the binary form (Accept: application/octet-stream)"),
+               **problem_responses(400, 406, 413, 415, 422)},
+)
+async def encode(
+    request: Request,
+    format: Literal["f32", "u8"] = Query("f32", description="code format: f32 (lossless) or u8 (8-bit)"),
+) -> Response | EncodeResponse:
+    """Encode images (PNG uploads, JSON or raw bytes) into codes (JSON or binary, by Accept)."""
+    answer = choose(request, [JSON, OCTET])  # before the work: a 406 should cost nothing
+    state = request.app.state
+    images = await read_images(request, state.settings.max_images)
+    values = await run_in_threadpool(state.runtime.run, images[:, None])  # torch off the event loop
+    state.metrics.observe_batch(len(images))
+    codes = wire.encode_codes(values, state.runtime.weights.fingerprint, format)
+    if answer == OCTET:
+        return Response(wire.to_binary(codes), media_type=OCTET)
+    return EncodeResponse(**wire.to_json(codes), model=state.runtime.config.name, count=len(codes),
+                          code_bytes=codes.code_length)

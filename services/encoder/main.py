@@ -1,0 +1,28 @@
+"""The encoder service (the sender). This module only wires: `create_app(settings)` and `main(argv)`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.encoder import api
+from services.encoder.settings import EncoderSettings
+from shared.encoder import load_encoder
+from shared.service.app import build_app
+from shared.service.runtime import HalfSpec
+from shared.service.serve import serve
+from shared.service.settings import load_settings
+
+SPEC = HalfSpec("encoder", load_encoder, lambda config: config.input_shape)
+DESCRIPTION = (
+    "The sender half of aelink: turns 28x28 grayscale digits into compact latent codes. It holds only"
+    " the encoder weights; POST the codes it returns, unchanged, to the decoder service's /v1/decode."
+)
+
+
+def create_app(settings: EncoderSettings | None = None) -> FastAPI:
+    return build_app(SPEC, settings or load_settings(EncoderSettings), [api.router],
+                     title="aelink encoder", description=DESCRIPTION)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(EncoderSettings, create_app, argv, prog="aelink-encoder")

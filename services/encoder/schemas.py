@@ -1,0 +1,31 @@
+"""Request and response bodies of POST /v1/encode (the JSON forms; OpenAPI shows them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.wire import CodesJSON
+
+
+class EncodeRequest(BaseModel):
+    """Images as JSON: exactly one of `images` (base64 PNGs) or `pixels` (28x28 arrays)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[str] | None = Field(None, description="base64 PNG files, 28x28, 8-bit")
+    pixels: list[list[list[int | float]]] | None = Field(
+        None, description="28x28 arrays: all integers 0..255, or floats in [0,1] (any float selects [0,1])")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EncodeRequest:
+        if (self.images is None) == (self.pixels is None):
+            raise ValueError("give exactly one of 'images' (base64 PNGs) or 'pixels' (28x28 arrays)")
+        return self
+
+
+class EncodeResponse(CodesJSON):
+    """The codes, ready to POST unchanged to the decoder's /v1/decode."""
+
+    model: str = Field(description="model that made the codes", examples=["compact32"])
+    count: int = Field(description="number of codes (one per image, in order)")
+    code_bytes: int = Field(description="bytes of one code in this format")

@@ -1,0 +1,14 @@
+"""Encoder settings: AELINK_ENCODER_* environment variables (see shared.service.settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.service.settings import ServiceSettings
+
+
+class EncoderSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AELINK_ENCODER_")
+
+    port: int = Field(8001, ge=1, le=65535)

@@ -1,0 +1,61 @@
+"""The app factory both services use: plumbing here, the service's own routers passed in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from shared import __version__
+from shared.service import health, info, metrics
+from shared.service.auth import require_token
+from shared.service.limits import BodyLimitMiddleware
+from shared.service.problems import install_problem_handlers
+from shared.service.runtime import HalfRuntime, HalfSpec
+from shared.service.settings import ServiceSettings
+from shared.weights import WeightsError
+
+log = logging.getLogger("aelink.service")
+
+
+def _lifespan(runtime: HalfRuntime, stats: metrics.Metrics):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            weights = await run_in_threadpool(runtime.load)
+        except WeightsError as e:
+            log.error("cannot start the %s service: %s", runtime.spec.half, e)
+            raise  # uvicorn stops with a non-zero status; the message above names the file
+        stats.set_model(weights.config.name, weights.fingerprint)
+        # Warm up after start-up returns, so /healthz answers meanwhile and /readyz says 503 until done.
+        warm = asyncio.create_task(run_in_threadpool(runtime.warm_up))
+        try:
+            yield
+        finally:
+            runtime.ready, runtime.not_ready_reason = False, "shutting down"
+            await warm
+
+    return lifespan
+
+
+def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRouter], *,
+              title: str, description: str) -> FastAPI:
+    runtime = HalfRuntime(spec, settings.half_path(spec.half), settings.threads)
+    stats = metrics.Metrics(spec.half)
+    app = FastAPI(title=title, description=description, version=__version__,
+                  lifespan=_lifespan(runtime, stats))
+    app.state.settings, app.state.runtime, app.state.metrics = settings, runtime, stats
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=stats)  # added last: outermost, sees every answer
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    guarded = [Depends(require_token)]
+    app.include_router(info.router, prefix="/v1", dependencies=guarded)
+    for router in routers:
+        app.include_router(router, prefix="/v1", dependencies=guarded)
+    return app

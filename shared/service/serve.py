@@ -1,0 +1,43 @@
+"""Run a service with uvicorn: `python -m services.encoder [--port ...]` and `aelink serve` land here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from shared.service.settings import ServiceSettings, SettingsError, load_settings
+
+
+def add_serve_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override the environment settings of the same name."""
+    p.add_argument("--host", help="address to listen on")
+    p.add_argument("--port", type=int, help="port to listen on")
+    p.add_argument("--model", help="model (preset) to serve, e.g. compact32")
+    p.add_argument("--weights-dir", type=Path, help="folder holding <model>/<half>.safetensors")
+
+
+def serve(settings_cls: type[ServiceSettings], create_app: Callable[[ServiceSettings], FastAPI],
+          argv: list[str] | None, prog: str) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=f"Run the aelink {prog} service.")
+    add_serve_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(settings_cls, host=args.host, port=args.port, model=args.model,
+                                 weights_dir=args.weights_dir)
+    except SettingsError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    import uvicorn  # here, not at import: building the app must not need a server
+
+    logging.basicConfig(level=settings.log_level.upper().replace("TRACE", "DEBUG"),
+                        format="%(levelname)s:     %(name)s: %(message)s")
+
+    # uvicorn exits the process itself (status 3) when start-up fails, e.g. on a bad weights file
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                server_header=False)
+    return 0

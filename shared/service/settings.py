@@ -1,0 +1,54 @@
+"""Service settings from the environment, validated at start-up with a message that names the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WEIGHTS = ROOT / "weights"  # the committed weights, so a service starts with no arguments
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work; the message lists each variable and what is wrong with it."""
+
+
+class ServiceSettings(BaseSettings):
+    """What both services read. Each service sets its own prefix (AELINK_ENCODER_, AELINK_DECODER_)."""
+
+    weights_dir: Path = Field(DEFAULT_WEIGHTS, description="folder of <model>/<half>.safetensors")
+    weights_path: Path | None = Field(None, description="this half's file; overrides weights_dir/model")
+    model: str = Field("compact32", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="model to serve")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")
+    max_images: int = Field(256, ge=1, le=65536, description="images or codes per request; more get 413")
+    token: SecretStr | None = Field(None, description="when set, /v1/* require 'Authorization: Bearer <token>'")
+    threads: int = Field(1, ge=1, le=64, description="torch CPU threads for inference")
+    log_level: str = Field("info", pattern=r"^(critical|error|warning|info|debug|trace)$")
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_blank(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("must not be empty when set (unset it to turn auth off)")
+        return v
+
+    def half_path(self, half: str) -> Path:
+        return self.weights_path or self.weights_dir / self.model / f"{half}.safetensors"
+
+
+def load_settings(cls: type[ServiceSettings], **overrides) -> ServiceSettings:
+    """Build settings from the environment plus explicit overrides; fail with one readable message."""
+    try:
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = [
+            f"  {prefix}{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}"
+            f" (got {err.get('input')!r})"
+            for err in e.errors()
+        ]
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
