@@ -10,13 +10,21 @@ from shared import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     from shared.commands import (
-        data_cmd, demo_cmd, eval_cmd, export_cmd, send_cmd, serve_cmd, train_cmd,
+        bench_cmd,
+        card_cmd,
+        data_cmd,
+        demo_cmd,
+        eval_cmd,
+        export_cmd,
+        send_cmd,
+        serve_cmd,
+        train_cmd,
     )
 
     parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
     parser.add_argument("--version", action="version", version=f"aelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data_cmd, train_cmd, eval_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd):
+    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, bench_cmd):
         module.register(sub)
     return parser
 

@@ -43,18 +43,19 @@ def score(method: str, recon: torch.Tensor, target: torch.Tensor, code_bytes: in
     eps = 1e-7  # BCE of a hard 0/1 pixel is infinite: clamp as Keras does
     bce = F.binary_cross_entropy(recon.clamp(eps, 1 - eps), target).item()
     s = ssim(recon, target, data_range=1.0, size_average=False)  # (N,), 11x11 Gaussian window
-    return Row(method, code_bytes, bce, mse, psnr.mean().item(), 10 * np.log10(1.0 / mse), s.mean().item())
+    psnr_of_mean = min(MAX_PSNR, 10 * np.log10(1.0 / max(mse, 1e-30)))
+    return Row(method, code_bytes, bce, mse, psnr.mean().item(), psnr_of_mean, s.mean().item())
 
 
 def load_pair(weights_dir: str | Path):
-    """Both halves from weights_dir, checked to be one pair: (encoder, decoder, config)."""
+    """Both halves from weights_dir, checked to be one pair: (encoder, decoder, HalfWeights)."""
     encoder, enc_meta = load_encoder(Path(weights_dir) / "encoder.safetensors")
     decoder, dec_meta = load_decoder(Path(weights_dir) / "decoder.safetensors")
     if enc_meta.fingerprint != dec_meta.fingerprint:
         raise ValueError(
             f"{weights_dir}: encoder {enc_meta.fingerprint} and decoder {dec_meta.fingerprint} are not a pair"
         )
-    return encoder, decoder, enc_meta.config
+    return encoder, decoder, enc_meta
 
 
 @torch.no_grad()
@@ -83,7 +84,8 @@ class PCA:
 def evaluate(weights_dir: str | Path, train: torch.Tensor, test: torch.Tensor,
              noise: float | None = None, seed: int = 0) -> tuple[list[Row], dict]:
     """Rows for the model, the PCA baseline at the same code size, and (with noise) the noisy inputs."""
-    encoder, decoder, config = load_pair(weights_dir)
+    encoder, decoder, meta = load_pair(weights_dir)
+    config = meta.config
     sigma = config.noise if noise is None else noise
     inputs = add_noise(test, sigma, torch.Generator().manual_seed(seed)) if sigma else test
     recon = reconstruct(encoder, decoder, inputs)

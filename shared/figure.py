@@ -27,7 +27,7 @@ def save_figure(rows: list, labels: list[str], path: str | Path) -> None:
     height = len(rows) * (side + GAP) + GAP
     canvas = Image.new("L", (width, height), color=255)
     draw = ImageDraw.Draw(canvas)
-    for r, (row, label) in enumerate(zip(rows, labels)):
+    for r, (row, label) in enumerate(zip(rows, labels, strict=True)):
         top = GAP + r * (side + GAP)
         draw.text((6, top + side // 2 - 6), label, fill=0)
         for i, img in enumerate(row):

@@ -122,7 +122,7 @@ class Trainer:
     def validate(self, test: torch.Tensor, test_inputs: torch.Tensor) -> dict[str, float]:
         self.model.eval()
         loss, mse = 0.0, 0.0
-        for x, target in zip(test_inputs.split(1000), test.split(1000)):
+        for x, target in zip(test_inputs.split(1000), test.split(1000), strict=True):
             logits = self.model.decoder.logits(self.model.encoder(x))
             loss += reconstruction_loss(logits, target, self.config.loss).item() * len(x)
             mse += torch.mean((torch.sigmoid(logits) - target) ** 2).item() * len(x)

@@ -88,7 +88,8 @@ def _unpack_u8(payload: bytes, numel: int) -> np.ndarray:
     if not (math.isfinite(lo) and math.isfinite(step)) or step < 0:
         raise WireError(f"u8 code has an invalid scale (lo={lo}, step={step})")
     q = np.frombuffer(payload, dtype=np.uint8, offset=8, count=numel)
-    return (np.float32(lo) + q.astype(np.float32) * np.float32(step)).astype(np.float32)
+    with np.errstate(over="ignore"):  # an overflow gives inf, which decode_codes refuses by name
+        return np.float32(lo) + q.astype(np.float32) * np.float32(step)
 
 
 FORMATS: dict[str, CodeFormat] = {

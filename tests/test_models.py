@@ -15,7 +15,7 @@ def test_preset_shapes(name):
     assert tuple(z.shape) == (3, *config.code_shape)
     y = Decoder(config)(z)
     assert tuple(y.shape) == (3, *config.input_shape)
-    assert 0.0 <= y.min() and y.max() <= 1.0
+    assert y.min() >= 0.0 and y.max() <= 1.0
 
 
 def test_seed_is_the_reference_architecture():

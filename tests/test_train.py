@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from shared.cli import main
 from shared.config import preset
-from shared.train import TrainOptions, Trainer, train
+from shared.train import Trainer, TrainOptions, train
 
 SMALL = dict(train_subset=1024, test_subset=256, batch_size=128, progress=False)
 

@@ -10,7 +10,7 @@ from services.decoder.inputs import check_codes, read_codes
 from services.decoder.schemas import DecodeRequest, DecodeResponse
 from shared.service.images import to_uint8
 from shared.service.negotiate import choose
-from shared.service.openapi import BINARY, binary_response, request_body
+from shared.service.openapi import BINARY, request_body
 from shared.service.problems import problem_responses
 
 router = APIRouter(tags=["codec"])
