@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.wire import CodesJSON
+
+PIXELS_SCHEMA = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"},
+                                                                    "minItems": 28, "maxItems": 28},
+                                          "minItems": 28, "maxItems": 28}}
 
 
 class EncodeRequest(BaseModel):
@@ -13,7 +19,9 @@ class EncodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     images: list[str] | None = Field(None, description="base64 PNG files, 28x28, 8-bit")
-    pixels: list[list[list[int | float]]] | None = Field(
+    # Validated as a plain list and checked whole by numpy (shape, range, NaN): one clear message
+    # instead of one pydantic error per pixel. The schema still tells clients what to send.
+    pixels: Annotated[list, WithJsonSchema(PIXELS_SCHEMA)] | None = Field(
         None, description="28x28 arrays: all integers 0..255, or floats in [0,1] (any float selects [0,1])")
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from shared import __version__
 from shared.service import health, info, metrics
 from shared.service.auth import require_token
 from shared.service.limits import BodyLimitMiddleware
+from shared.service.openapi import problems_as_problem_json
 from shared.service.problems import install_problem_handlers
 from shared.service.runtime import HalfRuntime, HalfSpec
 from shared.service.settings import ServiceSettings
@@ -50,6 +51,7 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
                   lifespan=_lifespan(runtime, stats))
     app.state.settings, app.state.runtime, app.state.metrics = settings, runtime, stats
     install_problem_handlers(app)
+    problems_as_problem_json(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(metrics.MetricsMiddleware, metrics=stats)  # added last: outermost, sees every answer
     app.include_router(health.router)

@@ -40,7 +40,9 @@ def png_to_pixels(data: bytes, where: str = "image") -> np.ndarray:
             img.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as e:
+    except UnidentifiedImageError:
+        raise ImageError(f"{where} is not a readable PNG (truncated or corrupt)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{where} is not a readable PNG ({e})") from None
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
@@ -63,7 +65,7 @@ def arrays_to_pixels(values: list) -> np.ndarray:
         raise ImageError("pixels must be rectangular (N,28,28) arrays") from None
     if a.ndim != 3 or a.shape[1:] != (SIDE, SIDE):
         raise ImageError(f"pixels must have shape (N,{SIDE},{SIDE}); got {tuple(a.shape)}")
-    if a.dtype.kind in "iub":
+    if a.dtype.kind in "iu":
         if a.min() < 0 or a.max() > 255:
             raise ImageError(f"integer pixels must be 0..255; got values from {a.min()} to {a.max()}")
         return a.astype(np.float32) / 255.0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from pydantic import BaseModel
+
+from shared.service.problems import PROBLEM_JSON
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -18,3 +21,23 @@ def request_body(json_model: type[BaseModel], **other: dict) -> dict:
 
 def binary_response(description: str) -> dict:
     return {"content": {"application/octet-stream": BINARY}, "description": description}
+
+
+def problems_as_problem_json(app: FastAPI) -> None:
+    """List error bodies under application/problem+json, the type they are sent with.
+
+    FastAPI files a `responses=` model under application/json; move it, once, when the schema is built.
+    """
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            for ops in build()["paths"].values():
+                for op in ops.values():
+                    for status, response in op.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[0] in "45" and PROBLEM_JSON in content and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+        return app.openapi_schema
+
+    app.openapi = openapi

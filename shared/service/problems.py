@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
+MAX_ERRORS = 20
 log = logging.getLogger("aelink.service")
 
 
@@ -56,8 +57,11 @@ async def _on_http(request: Request, exc: HTTPException) -> JSONResponse:
 
 def validation_problem(raw_errors: list, what: str = "request") -> Problem:
     """Pydantic errors -> one 422 problem listing each field (400 when the JSON itself is broken)."""
-    errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", "")} for e in raw_errors]
-    detail = "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in errors) or f"invalid {what}"
+    # A bad 28x28 array can raise hundreds of errors: the first few say enough.
+    errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", "")} for e in raw_errors[:MAX_ERRORS]]
+    detail = "; ".join(f"{'.'.join(e['loc']) or 'body'}: {e['msg']}" for e in errors[:5]) or f"invalid {what}"
+    if len(raw_errors) > 5:
+        detail += f" (and {len(raw_errors) - 5} more)"
     if any(e.get("type") == "json_invalid" for e in raw_errors):
         return Problem(400, "malformed-json", f"the body is not valid JSON ({detail})")
     return Problem(422, "invalid-request", f"invalid {what}: {detail}", errors=errors)

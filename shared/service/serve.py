@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from shared.service.settings import ServiceSettings, SettingsError, load_settings
 
+STARTUP_FAILED = 3  # uvicorn's own status for a failed start-up
+
 
 def add_serve_args(p: argparse.ArgumentParser) -> None:
     """Flags that override the environment settings of the same name."""
@@ -36,8 +38,16 @@ def serve(settings_cls: type[ServiceSettings], create_app: Callable[[ServiceSett
 
     logging.basicConfig(level=settings.log_level.upper().replace("TRACE", "DEBUG"),
                         format="%(levelname)s:     %(name)s: %(message)s")
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=settings.log_level, server_header=False)
+    logging.getLogger("uvicorn.error").addFilter(_drop_weights_traceback)  # after Config set up logging
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else STARTUP_FAILED
 
-    # uvicorn exits the process itself (status 3) when start-up fails, e.g. on a bad weights file
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                server_header=False)
-    return 0
+
+def _drop_weights_traceback(record: logging.LogRecord) -> bool:
+    """A bad weights file is the user's to fix, not a bug: the app has logged one line naming the file
+    and the problem, so the traceback uvicorn would print after it only buries that line."""
+    text = record.getMessage()
+    return not (text.startswith("Traceback") and "WeightsError:" in text)

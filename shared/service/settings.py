@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = ROOT / "weights"  # the committed weights, so a service starts with no arguments
@@ -17,6 +17,9 @@ class SettingsError(ValueError):
 
 class ServiceSettings(BaseSettings):
     """What both services read. Each service sets its own prefix (AELINK_ENCODER_, AELINK_DECODER_)."""
+
+    # An empty variable means unset: compose files pass `TOKEN: ${AELINK_TOKEN:-}` through as "".
+    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     weights_dir: Path = Field(DEFAULT_WEIGHTS, description="folder of <model>/<half>.safetensors")
     weights_path: Path | None = Field(None, description="this half's file; overrides weights_dir/model")

@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from service_helpers import TOKEN
 
 from shared.client import LocalService
 from shared.data import load_split
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "weights"
-TOKEN = "test-token-5f1c"
 LIMITS = {"MAX_IMAGES": "256", "MAX_REQUEST_BYTES": str(1024 * 1024), "THREADS": "1"}
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from shared.service.images import pixels_to_png
 
 OCTET, PROBLEM = "application/octet-stream", "application/problem+json"
+TOKEN = "test-token-5f1c"  # what the session's guarded encoder requires
 
 
 def png(img: np.ndarray) -> bytes:
