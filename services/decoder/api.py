@@ -16,7 +16,7 @@ from shared.service.problems import problem_responses
 router = APIRouter(tags=["codec"])
 
 BODY = request_body(DecodeRequest, **{
-    outputs.OCTET: {**BINARY, "description": "codes in the binary form (see docs/services.md)"}})
+    outputs.OCTET: {**BINARY, "description": "codes in the binary form (see the README's wire format section)"}})
 
 
 @router.post(

@@ -1,4 +1,4 @@
-"""Every curl example in docs/services.md runs against the live services, and every route is documented."""
+"""Every curl example in the README runs against the live services, and every route is documented."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from service_helpers import png
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-DOC = Path(__file__).resolve().parents[2] / "docs" / "services.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 PORTS = {"8001": "encoder", "8002": "decoder"}
 URL = re.compile(r"http://localhost:(800[12])(/[^\s'\"?]*)")
 
