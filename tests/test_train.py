@@ -71,3 +71,22 @@ def test_cli_train_with_tuned_hyperparameters(tmp_path, data_dir, capsys):
         config = json.loads(f.metadata()["config"])
     assert (config["code_size"], config["widths"], config["loss"]) == (8, [8, 16], "l1")
     assert "epoch=1" in capsys.readouterr().out
+
+
+def test_cosine_schedule_ends_at_zero_and_resumes(tmp_path, data_dir):
+    from shared.train import load_images
+
+    def opts(out, resume=False):
+        return TrainOptions(out=out, epochs=2, resume=resume, lr_schedule="cosine",
+                            data_dir=str(data_dir), **SMALL)
+
+    straight = train(preset("compact16"), opts(tmp_path / "a"), log=quiet)[1]
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] < 1e-9  # 16 steps of cosine decay to zero
+    # stop after the first epoch, as an interrupted run would, then resume
+    trainer = Trainer(preset("compact16"), opts(tmp_path / "b"))
+    train_x, _ = load_images(trainer.opts)
+    trainer.train_epoch(train_x, None)
+    trainer.epoch = 1
+    trainer.save_checkpoint()
+    assert train(preset("compact16"), opts(tmp_path / "b", resume=True), log=quiet)[1] == straight

@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant (the spec) or cosine decay to 0 over the run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-subset", type=int, help="use only the first N training images")
     p.add_argument("--test-subset", type=int, help="validate on only the first N test images")
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     )
     opts = TrainOptions(
         out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, noise_once=args.noise_once, train_subset=args.train_subset,
+        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once, train_subset=args.train_subset,
         test_subset=args.test_subset, data_dir=args.data_dir, dataset=args.dataset,
         resume=args.resume, threads=args.threads, progress=args.progress,
     )
