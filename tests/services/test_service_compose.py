@@ -91,3 +91,11 @@ def test_dockerignore_keeps_the_context_small_but_keeps_the_weights():
                if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "runs", "data", "out"} <= ignored
     assert not any(line.rstrip("/") in ("weights", "weights/*", "**/*.safetensors") for line in ignored)
+
+
+@pytest.mark.parametrize("half, other", [("encoder", "decoder"), ("decoder", "encoder")])
+def test_each_image_holds_only_its_own_service_code(half, other):
+    copies = [args for op, args in instructions(ROOT / "services" / half / "Dockerfile") if op == "COPY"]
+    sources = [src for args in copies for src in args.split()[:-1]]
+    assert f"services/{half}" in sources
+    assert not any(src in ("services", ".", f"services/{other}") for src in sources)
