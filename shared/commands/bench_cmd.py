@@ -32,8 +32,8 @@ def run_speed(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'preset':<10} {'layout':<14} {'threads':>7} {'ms/step':>8} {'s/epoch':>8}")
+    print(f"{'preset':<10} {'variant':<19} {'threads':>7} {'ms/step':>8} {'s/epoch':>8}")
     for r in rows:
-        print(f"{r['preset']:<10} {r['layout']:<14} {r['threads']:>7} {r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
+        print(f"{r['preset']:<10} {r['variant']:<19} {r['threads']:>7} {r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
     print(f"s/epoch = median ms/step x {-(-60000 // args.batch_size)} steps (60,000 images, batch {args.batch_size})")
     return 0
