@@ -83,6 +83,7 @@ def save_halves(config: ModelConfig, state: Mapping[str, torch.Tensor], out_dir:
         }
         tmp = out / f".{half}.safetensors.tmp"
         save_file(tensors, str(tmp), metadata=meta)
+        tmp.chmod(0o644)  # safetensors writes 0600; a service may run as another user than the trainer
         tmp.replace(out / f"{half}.safetensors")  # atomic: a reader never sees half a file
     return fingerprint
 
