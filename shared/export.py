@@ -1,4 +1,5 @@
-"""Split a full training checkpoint into the encoder half and the decoder half."""
+"""Split a full training checkpoint into the encoder half and the decoder half (for rd models, with the
+prior's integer tables built into both)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> str:
         raise WeightsError(f"{path}: not an aelink checkpoint ({e})") from None
     from shared.autoencoder import Autoencoder
 
-    expected = set(Autoencoder(config).state_dict())
-    if set(tensors) != expected:
+    model = Autoencoder(config)
+    if set(tensors) != set(model.state_dict()):
         raise WeightsError(f"{path}: tensors do not match a {config.name!r} autoencoder")
-    return save_halves(config, tensors, out_dir)
+    model.load_state_dict(tensors)
+    return save_halves(config, model.eval().export_state(), out_dir)
