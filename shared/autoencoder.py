@@ -26,15 +26,20 @@ class Autoencoder(nn.Module):
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         if config.entropy_coded:
-            self.prior = FactorizedPrior(config.code_size)  # one density per latent channel
+            self.prior = FactorizedPrior(config.prior_channels)  # per channel, or per value (see config)
 
     def latents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The latent the decoder gets, and its likelihoods (rd; None otherwise): with uniform noise
-        while training, rounded at eval, exactly as decompress(compress(y)) gives it."""
+        """The latent the decoder gets, and its likelihoods (rd; None otherwise)."""
         y = self.encoder(x)  # (N, *code_shape)
         if not self.config.entropy_coded:
             return y, None
-        return self.prior(y)
+        return self.quantize(y)
+
+    def quantize(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents (N, *code_shape) through the prior, with uniform noise while training and rounded at
+        eval exactly as decompress(compress(y)) gives them; and their likelihoods, the same shape."""
+        y_tilde, likelihoods = self.prior(y.reshape(len(y), self.config.prior_channels, -1))  # (N, tables, positions)
+        return y_tilde.reshape(y.shape), likelihoods.reshape(y.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.latents(x)[0])  # (N,1,28,28) -> (N,1,28,28)

@@ -7,9 +7,11 @@ alone. Three kinds of model share the same layout:
   (7x7x32 for the preset), larger than the image, so it is a quality reference, not a codec.
 - `compact`: strided convs, then a linear bottleneck of `code_size` numbers: a true codec.
 - `rd`: strided convs, then a latent that is quantized and entropy coded with a learned prior, trained
-  for distortion + `lmbda` * bits (rate-distortion). Its latent is a vector of `code_size` numbers
-  (`latent="vector"`, as compact) or a map of `code_size` channels on the last feature map's grid
-  (`latent="spatial"`, as in Balle et al.'s factorized-prior model: background quantizes to zeros).
+  for distortion + `lmbda` * bits (rate-distortion). Its latent (`latent`) is a vector of `code_size`
+  numbers ("vector", as compact; a density per number) or a map of `code_size` channels on the last
+  feature map's grid, whose positions share their channel's density ("spatial", as in Balle et al.'s
+  factorized-prior model: background quantizes to zeros) or each have their own ("positional": a
+  digit's border is nearly always empty, its centre is not).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Literal
 
 Kind = Literal["seed", "compact", "rd"]
 Loss = Literal["bce", "mse", "l1"]
-Latent = Literal["vector", "spatial"]
+Latent = Literal["vector", "spatial", "positional"]
 KINDS: tuple[str, ...] = ("seed", "compact", "rd")
 LOSSES: tuple[str, ...] = ("bce", "mse", "l1")
-LATENTS: tuple[str, ...] = ("vector", "spatial")
+LATENTS: tuple[str, ...] = ("vector", "spatial", "positional")
 # Fields added after weights were shipped: to_json leaves them out at these defaults, so the configs
 # of older weights (and the pair fingerprints hashed over them) keep their exact JSON.
 LATER_FIELDS = {"lmbda": 0.0, "latent": "vector"}
@@ -41,7 +43,7 @@ class ModelConfig:
     image_size: int = 28
     channels: int = 1
     lmbda: float = 0.0  # rd only: the loss is distortion + lmbda * bits, both per image
-    latent: Latent = "vector"  # rd only: "vector" (code_size numbers) or "spatial" (code_size channels)
+    latent: Latent = "vector"  # rd only: "vector" (code_size numbers) or a map of code_size channels
     extra: dict[str, str] = field(default_factory=dict, compare=False)  # free-form notes
 
     def __post_init__(self) -> None:
@@ -90,12 +92,17 @@ class ModelConfig:
 
     @property
     def code_shape(self) -> tuple[int, ...]:
-        """Shape of one latent code: (code_size,), (code_size, H, W) for spatial rd, the seed's feature map."""
+        """Shape of one latent code: (code_size,), (code_size, H, W) for an rd map, the seed's feature map."""
         if self.kind == "seed":
             return self.feature_shape
-        if self.latent == "spatial":
-            return (self.code_size, *self.feature_shape[1:])
-        return (self.code_size,)
+        if self.latent == "vector":
+            return (self.code_size,)
+        return (self.code_size, *self.feature_shape[1:])
+
+    @property
+    def prior_channels(self) -> int:
+        """Densities of an rd model's prior: one per channel of a spatial map, else one per number."""
+        return self.code_size if self.latent == "spatial" else self.code_numel
 
     @property
     def entropy_coded(self) -> bool:

@@ -28,7 +28,7 @@ class Decoder(nn.Module):
             self.unbottleneck = nn.Identity()
         elif config.latent == "vector":
             self.unbottleneck = nn.Sequential(nn.Linear(config.code_size, c * h * w), nn.ReLU())
-        else:  # spatial: back to the feature map's channels on the same grid
+        else:  # a map: back to the feature map's channels on the same grid
             self.unbottleneck = nn.Sequential(nn.Conv2d(config.code_size, c, 3, padding=1), nn.ReLU())
         # Mirror the encoder: each ConvTranspose doubles the side back to the encoder's sizes.
         sizes = config.spatial_sizes[::-1]  # e.g. 4, 7, 14, 28
@@ -48,7 +48,7 @@ class Decoder(nn.Module):
             he_init(self)
             calm_output(self.net[-1])
         if config.entropy_coded:
-            self.entropy = EntropyTables(config.code_size, spatial=config.code_shape[1:])
+            self.entropy = EntropyTables(config.prior_channels, shape=config.code_shape)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         z = self.unbottleneck(z)

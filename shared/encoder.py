@@ -37,12 +37,12 @@ class Encoder(nn.Module):
             self.bottleneck = nn.Identity()
         elif config.latent == "vector":
             self.bottleneck = nn.Linear(c * h * w, config.code_size)
-        else:  # spatial: a 3x3 conv to code_size channels on the same grid
+        else:  # a map: a 3x3 conv to code_size channels on the same grid
             self.bottleneck = nn.Conv2d(c, config.code_size, 3, padding=1)
         if config.kind != "seed":  # the seed keeps PyTorch's default init, as trained
             he_init(self)
         if config.entropy_coded:
-            self.entropy = EntropyTables(config.code_size, spatial=config.code_shape[1:])
+            self.entropy = EntropyTables(config.prior_channels, shape=config.code_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.features(x)  # (N, C, H, W) = (N, *feature_shape)

@@ -309,13 +309,19 @@ def information_bits(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) 
 
 class EntropyTables(nn.Module):
     """The tables as buffers (cdf, cdf_length, offset, medians): put one in each half's module, e.g.
-    `self.entropy = EntropyTables(config.code_size, spatial=(7, 7))`, and fill both with the same
-    build_tables(). `spatial` is the latent's grid (empty for a vector latent); it is no buffer."""
+    `self.entropy = EntropyTables(16, shape=(16, 7, 7))`, and fill both with the same build_tables().
 
-    def __init__(self, channels: int, max_support: int = MAX_SUPPORT, spatial: Sequence[int] = ()) -> None:
+    `channels` tables code latents of `shape` (default (channels,)), viewed channel-major as (channels,
+    positions): 16 tables for (16, 7, 7) share each channel's table over its 49 positions; 784 tables
+    for (16, 7, 7) give every value its own. The shape is no buffer: the model's config gives it."""
+
+    def __init__(self, channels: int, max_support: int = MAX_SUPPORT, shape: Sequence[int] | None = None) -> None:
         super().__init__()
         self.channels = channels
-        self.shape = (channels, *spatial)  # one latent: (C, *spatial)
+        self.shape = tuple(shape or (channels,))  # one latent
+        if math.prod(self.shape) % channels:
+            raise ValueError(f"{channels} tables cannot share a latent of shape {self.shape} evenly")
+        self.positions = math.prod(self.shape) // channels
         self.register_buffer("cdf", torch.zeros(channels, max_support + 2, dtype=torch.int32))
         self.register_buffer("cdf_length", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("offset", torch.zeros(channels, dtype=torch.int32))
@@ -337,14 +343,21 @@ class EntropyTables(nn.Module):
         for k in TABLE_KEYS:
             getattr(self, k).copy_(tables[k])
 
+    def _view(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, *shape) -> (N, channels, positions)"""
+        if tuple(latents.shape[1:]) != self.shape:
+            raise ValueError(f"expected (N, {', '.join(map(str, self.shape))}) latents, got {tuple(latents.shape)}")
+        return latents.reshape(len(latents), self.channels, self.positions)
+
     def compress(self, latents: torch.Tensor) -> list[bytes]:
-        return compress(latents, self.tables())
+        return compress(self._view(latents), self.tables())
 
     def decompress(self, codes: Sequence[bytes]) -> torch.Tensor:
-        return decompress(codes, self.tables(), self.shape)
+        y = decompress(codes, self.tables(), (self.channels, self.positions))
+        return y.reshape(len(y), *self.shape)
 
     def information_bits(self, latents: torch.Tensor) -> torch.Tensor:
-        return information_bits(latents, self.tables())
+        return information_bits(self._view(latents), self.tables())
 
 
 # ---- benchmark -----------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ from shared.weights import save_halves
 from shared.wire import varint_size
 
 CHECKPOINT = "checkpoint.pt"
+# The rd prior is a tiny network that starts ten quantization steps wide (FactorizedPrior's init_scale);
+# at the model's lr it narrows by only about a quarter of its bits per epoch, so it learns faster.
+PRIOR_LR_FACTOR = 10.0
 
 
 @dataclass
@@ -63,7 +66,7 @@ class Trainer:
         torch.manual_seed(opts.seed)
         # channels_last runs these small convs ~1.4x faster on CPU (measured: 84 vs 115 ms/step)
         self.model = Autoencoder(config).to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
+        self.optimizer = torch.optim.Adam(self.param_groups(), lr=opts.lr)
         self.scheduler = self.make_scheduler()
         self.shuffle = torch.Generator().manual_seed(opts.seed)
         self.noise = torch.Generator().manual_seed(opts.seed + 1)
@@ -71,6 +74,15 @@ class Trainer:
         opts.out.mkdir(parents=True, exist_ok=True)
         if opts.resume and (opts.out / CHECKPOINT).exists():
             self.load_checkpoint()
+
+    def param_groups(self) -> list[dict]:
+        """One group for the model; for rd models a second one for the prior, at a higher lr."""
+        if not self.config.entropy_coded:
+            return [{"params": list(self.model.parameters())}]
+        prior = list(self.model.prior.parameters())
+        mine = {id(p) for p in prior}
+        rest = [p for p in self.model.parameters() if id(p) not in mine]
+        return [{"params": rest}, {"params": prior, "lr": self.opts.lr * PRIOR_LR_FACTOR}]
 
     def make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         if self.opts.lr_schedule == "constant":  # the spec's plain Adam
@@ -168,7 +180,7 @@ class Trainer:
         code_bytes = 0
         for x, target in zip(test_inputs.split(1000), test.split(1000), strict=True):
             y = self.model.encoder(x)
-            y_hat, likelihoods = self.model.prior(y)  # rounded, as the real codes hold them
+            y_hat, likelihoods = self.model.quantize(y)  # rounded, as the real codes hold them
             logits = self.model.decoder.logits(y_hat)
             batch_bits = rate_bits(likelihoods).item()
             per_image = ((torch.sigmoid(logits) - target) ** 2).flatten(1).mean(1)  # (B,)
