@@ -66,7 +66,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def build_tables(self) -> None:
         """Fill both halves' entropy tables from the prior as it is now (rd models)."""
-        tables = build_tables(self.prior)
+        tables = build_tables(self.prior, max_support=self.config.table_support)
         self.encoder.entropy.load_tables(tables)
         self.decoder.entropy.load_tables(tables)
 

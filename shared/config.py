@@ -105,6 +105,13 @@ class ModelConfig:
         return self.code_size if self.latent == "spatial" else self.code_numel
 
     @property
+    def table_support(self) -> int:
+        """Symbols in each of an rd model's coding tables (a shape of its buffers); values beyond are
+        escaped. 128 when every value has its own table: 784 tables of 512 would be 1.6 MB in each half,
+        and the widest measured held 101 symbols."""
+        return 512 if self.prior_channels <= 64 else 128
+
+    @property
     def entropy_coded(self) -> bool:
         """Codes are quantized and entropy coded with tables both halves hold (rd models)."""
         return self.kind == "rd"
@@ -149,11 +156,11 @@ PRESETS: dict[str, ModelConfig] = {
         ModelConfig("compact64", code_size=64, widths=(32, 64, 128), loss="mse"),
         ModelConfig("denoise32", code_size=32, widths=(32, 64, 128), loss="mse", noise=0.4),
         # Entropy-coded operating points (issue 4): <= 10 B at >= 20 dB, <= 16 B at >= 24 dB, <= 64 B at
-        # >= 29 dB. lmbda sets where each lands; see the README's rate-distortion section.
-        ModelConfig("rd10", kind="rd", code_size=16, widths=(32, 64, 128), loss="mse", lmbda=0.1),
-        ModelConfig("rd16", kind="rd", code_size=32, widths=(32, 64, 128), loss="mse", lmbda=0.03),
-        ModelConfig("rd64", kind="rd", code_size=16, widths=(32, 64), loss="mse", lmbda=0.005,
-                    latent="spatial"),
+        # >= 29 dB. lmbda sets where each lands (measured on short runs: see the README's rd section).
+        ModelConfig("rd10", kind="rd", code_size=16, widths=(32, 64, 128), loss="mse", lmbda=0.07),
+        ModelConfig("rd16", kind="rd", code_size=32, widths=(32, 64, 128), loss="mse", lmbda=0.025),
+        ModelConfig("rd64", kind="rd", code_size=16, widths=(32, 64), loss="mse", lmbda=0.002,
+                    latent="positional"),
     )
 }
 

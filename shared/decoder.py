@@ -48,7 +48,7 @@ class Decoder(nn.Module):
             he_init(self)
             calm_output(self.net[-1])
         if config.entropy_coded:
-            self.entropy = EntropyTables(config.prior_channels, shape=config.code_shape)
+            self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         z = self.unbottleneck(z)

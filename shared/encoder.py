@@ -42,7 +42,7 @@ class Encoder(nn.Module):
         if config.kind != "seed":  # the seed keeps PyTorch's default init, as trained
             he_init(self)
         if config.entropy_coded:
-            self.entropy = EntropyTables(config.prior_channels, shape=config.code_shape)
+            self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.features(x)  # (N, C, H, W) = (N, *feature_shape)

@@ -70,7 +70,7 @@ def test_rd_presets_round_trip_and_carry_their_fields():
         d = json.loads(config.to_json())
         assert d["kind"] == "rd" and d["lmbda"] == config.lmbda > 0
         assert ModelConfig.from_json(config.to_json()) == config
-    assert preset("rd64").code_shape == (16, 7, 7) and json.loads(preset("rd64").to_json())["latent"] == "spatial"
+    assert preset("rd64").code_shape == (16, 7, 7) and json.loads(preset("rd64").to_json())["latent"] == "positional"
     assert {p.kind for p in PRESETS.values()} == {"seed", "compact", "rd"}
 
 
@@ -102,6 +102,7 @@ def test_forward_quantizes_and_rates(config):
     assert torch.equal(model.decoder.decompress(model.encoder.compress(x)), y)  # what the codes hold
     tables = config.code_numel if config.latent == "positional" else config.code_size
     assert model.encoder.entropy.cdf.shape[0] == tables == config.prior_channels
+    assert model.encoder.entropy.cdf.shape[1] == (130 if config.latent == "positional" else 514)
 
 
 @pytest.fixture(scope="module")
