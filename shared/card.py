@@ -57,7 +57,8 @@ def render(entries: list[dict], dataset: str) -> str:
     ]
     for e in entries:
         c = e["config"]
-        lead = [e["model"], c["loss"], str(c["noise"] or "-"), str(e["epochs"]),
+        loss = f"{c['loss']} + {c['lmbda']:g} x bits" if c.get("lmbda") else c["loss"]  # rd: its rate term
+        lead = [e["model"], loss, str(c["noise"] or "-"), str(e["epochs"]),
                 f"{e['median_epoch_seconds']:.0f}" if e["median_epoch_seconds"] else "-",
                 f"{e['parameters']['encoder']:,} / {e['parameters']['decoder']:,}"]
         for i, r in enumerate(e["rows"]):
