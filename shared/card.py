@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from shared.autoencoder import count_parameters
-from shared.evaluate import evaluate, load_pair
+from shared.evaluate import evaluate, format_bytes, load_pair
 
 
 def model_dirs(root: Path) -> list[Path]:
@@ -47,8 +47,9 @@ def render(entries: list[dict], dataset: str) -> str:
         "images with `aelink train` (Adam, lr 1e-3, batch 128, shuffled, seed 0).",
         "",
         "PSNR/img is the mean of per-image PSNR; PSNR(mse) is the PSNR of the mean MSE; pixels in [0,1]. "
-        "Bytes are the size of one image's code as float32. PCA rows use the same number of components "
-        "as the model's code has numbers (at most 784), fitted on the training images.",
+        "Bytes are the size of one image's code as float32; for entropy-coded (rd) models, the mean real "
+        "length of each image's own code plus its varint length, as on the wire. PCA rows use as many "
+        "float32 bytes (at most 784 components), fitted on the training images.",
         "",
         "| model | loss | noise | epochs | s/epoch | params enc/dec | method | bytes | BCE | MSE "
         "| PSNR/img | PSNR(mse) | SSIM |",
@@ -56,12 +57,13 @@ def render(entries: list[dict], dataset: str) -> str:
     ]
     for e in entries:
         c = e["config"]
-        lead = [e["model"], c["loss"], str(c["noise"] or "-"), str(e["epochs"]),
+        loss = f"{c['loss']} + {c['lmbda']:g} x bits" if c.get("lmbda") else c["loss"]  # rd: its rate term
+        lead = [e["model"], loss, str(c["noise"] or "-"), str(e["epochs"]),
                 f"{e['median_epoch_seconds']:.0f}" if e["median_epoch_seconds"] else "-",
                 f"{e['parameters']['encoder']:,} / {e['parameters']['decoder']:,}"]
         for i, r in enumerate(e["rows"]):
             cells = (lead if i == 0 else [""] * len(lead)) + [
-                r["method"], "-" if r["code_bytes"] is None else str(r["code_bytes"]),
+                r["method"], format_bytes(r["code_bytes"]),
                 f"{r['bce']:.4f}", f"{r['mse']:.5f}", f"{r['psnr_mean_per_image']:.2f}",
                 f"{r['psnr_of_mean_mse']:.2f}", f"{r['ssim']:.4f}"]
             out.append("| " + " | ".join(cells) + " |")

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from shared import wire
 from shared.service.images import ImageError, png_to_pixels, to_uint8
 
 OCTET = "application/octet-stream"
@@ -68,10 +69,10 @@ class CodecClient:
         client = self.encoder if half == "encoder" else self.decoder
         return _call(client, "GET", "/v1/model").json()
 
-    def encode_pngs(self, pngs: list[tuple[str, bytes]], fmt: str = "f32") -> bytes:
-        """PNG files (name, bytes) -> the binary form of their codes."""
+    def encode_pngs(self, pngs: list[tuple[str, bytes]], fmt: str | None = None) -> bytes:
+        """PNG files (name, bytes) -> the binary form of their codes (fmt None: the model's default)."""
         files = [("file", (name, data, "image/png")) for name, data in pngs]
-        r = _call(self.encoder, "POST", "/v1/encode", params={"format": fmt}, files=files,
+        r = _call(self.encoder, "POST", "/v1/encode", params={"format": fmt} if fmt else {}, files=files,
                   headers={"Accept": OCTET})
         return r.content
 
@@ -165,7 +166,7 @@ class SendResult:
     recons: np.ndarray  # uint8 (N,28,28)
     png_bytes: list[int]
     wire_bytes: int  # the binary codes of all requests, headers included
-    code_bytes: int  # one code, without header
+    code_bytes: float  # one code without the header (on average, with its varint, when variable)
     model: dict
     fmt: str
 
@@ -200,19 +201,22 @@ def read_pngs(paths: list[Path]) -> tuple[list[tuple[str, bytes]], np.ndarray]:
     return pngs, to_uint8(np.stack(pixels))
 
 
-def send(client: CodecClient, paths: list[Path], fmt: str = "f32", batch: int = 256) -> SendResult:
-    """Encode the files over HTTP, decode the codes over HTTP; only the codes travel between."""
+def send(client: CodecClient, paths: list[Path], fmt: str | None = None, batch: int = 256) -> SendResult:
+    """Encode the files over HTTP, decode the codes over HTTP; only the codes travel between.
+    fmt None: the model's default format (rc for entropy-coded models, else f32)."""
     if not paths:
         raise ValueError("no images to send")
     pngs, originals = read_pngs(paths)
-    recons, wire_bytes = [], 0
+    model = client.model("encoder")
+    fmt = fmt or model["formats"][0]
+    recons, wire_bytes, code_bytes = [], 0, []
     for i in range(0, len(pngs), batch):
         codes = client.encode_pngs(pngs[i:i + batch], fmt)
         wire_bytes += len(codes)
+        code_bytes += wire.from_binary(codes).framed_lengths
         recons.append(client.decode(codes))
-    model = client.model("encoder")
     return SendResult([n for n, _ in pngs], originals, np.concatenate(recons), [len(d) for _, d in pngs],
-                      wire_bytes, model["bytes_per_code"][fmt], model, fmt)
+                      wire_bytes, sum(code_bytes) / len(code_bytes), model, fmt)
 
 
 def format_summary(s: dict) -> str:
@@ -221,7 +225,7 @@ def format_summary(s: dict) -> str:
         f"images:            {s['images']}",
         f"PNG files:         {s['png_bytes']:,} bytes ({s['png_bytes_per_image']:.1f} per image)",
         f"codes on the wire: {s['wire_bytes']:,} bytes ({s['wire_bytes_per_image']:.1f} per image:"
-        f" {s['code_bytes']} per code plus the header)",
+        f" {s['code_bytes']:g} per code plus the header)",
         f"ratio:             the codes are {s['ratio']:.2f}x smaller than the PNGs",
         f"PSNR:              mean {s['psnr_mean_db']:.2f} dB (min {s['psnr_min_db']:.2f}, max {s['psnr_max_db']:.2f})",
     ])

@@ -1,11 +1,17 @@
 """The one source of shapes: a model is fully described by a `ModelConfig`.
 
 Every weights file stores its config as JSON beside the tensors, so a half can be rebuilt from the file
-alone. Two kinds of model share the same layout:
+alone. Three kinds of model share the same layout:
 
 - `seed`: the reference from our spec. Conv(same)+MaxPool per stage; the latent is the last feature map
   (7x7x32 for the preset), larger than the image, so it is a quality reference, not a codec.
 - `compact`: strided convs, then a linear bottleneck of `code_size` numbers: a true codec.
+- `rd`: strided convs, then a latent that is quantized and entropy coded with a learned prior, trained
+  for distortion + `lmbda` * bits (rate-distortion). Its latent (`latent`) is a vector of `code_size`
+  numbers ("vector", as compact; a density per number) or a map of `code_size` channels on the last
+  feature map's grid, whose positions share their channel's density ("spatial", as in Balle et al.'s
+  factorized-prior model: background quantizes to zeros) or each have their own ("positional": a
+  digit's border is nearly always empty, its centre is not).
 """
 
 from __future__ import annotations
@@ -15,34 +21,48 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-Kind = Literal["seed", "compact"]
+Kind = Literal["seed", "compact", "rd"]
 Loss = Literal["bce", "mse", "l1"]
-KINDS: tuple[str, ...] = ("seed", "compact")
+Latent = Literal["vector", "spatial", "positional"]
+KINDS: tuple[str, ...] = ("seed", "compact", "rd")
 LOSSES: tuple[str, ...] = ("bce", "mse", "l1")
+LATENTS: tuple[str, ...] = ("vector", "spatial", "positional")
+# Fields added after weights were shipped: to_json leaves them out at these defaults, so the configs
+# of older weights (and the pair fingerprints hashed over them) keep their exact JSON.
+LATER_FIELDS = {"lmbda": 0.0, "latent": "vector"}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
     kind: Kind = "compact"
-    code_size: int | None = 32  # compact only; the seed's code is its last feature map
+    code_size: int | None = 32  # compact and rd: numbers (vector) or channels (spatial); not the seed
     widths: tuple[int, ...] = (32, 64, 128)  # channels per encoder stage; depth = len(widths)
     loss: Loss = "bce"
     noise: float = 0.0  # sigma of the Gaussian noise added to inputs while training (denoising)
     image_size: int = 28
     channels: int = 1
+    lmbda: float = 0.0  # rd only: the loss is distortion + lmbda * bits, both per image
+    latent: Latent = "vector"  # rd only: "vector" (code_size numbers) or a map of code_size channels
     extra: dict[str, str] = field(default_factory=dict, compare=False)  # free-form notes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "lmbda", float(self.lmbda))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if self.latent not in LATENTS:
+            raise ValueError(f"latent must be one of {LATENTS}, not {self.latent!r}")
         if not self.widths or any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be one or more positive ints, not {self.widths!r}")
-        if self.kind == "compact" and (self.code_size is None or self.code_size < 1):
-            raise ValueError("a compact model needs code_size >= 1")
+        if self.kind != "seed" and (self.code_size is None or self.code_size < 1):
+            raise ValueError(f"a {self.kind} model needs code_size >= 1")
+        if self.kind == "rd" and not (self.lmbda > 0 and math.isfinite(self.lmbda)):
+            raise ValueError("an rd model needs lmbda > 0: the weight of bits against distortion")
+        if self.kind != "rd" and (self.lmbda or self.latent != "vector"):
+            raise ValueError("lmbda and latent are settings of rd models only")
         if self.kind == "seed":
             object.__setattr__(self, "code_size", None)
             if self.image_size % (2 ** self.depth):
@@ -72,7 +92,29 @@ class ModelConfig:
 
     @property
     def code_shape(self) -> tuple[int, ...]:
-        return (self.code_size,) if self.kind == "compact" else self.feature_shape
+        """Shape of one latent code: (code_size,), (code_size, H, W) for an rd map, the seed's feature map."""
+        if self.kind == "seed":
+            return self.feature_shape
+        if self.latent == "vector":
+            return (self.code_size,)
+        return (self.code_size, *self.feature_shape[1:])
+
+    @property
+    def prior_channels(self) -> int:
+        """Densities of an rd model's prior: one per channel of a spatial map, else one per number."""
+        return self.code_size if self.latent == "spatial" else self.code_numel
+
+    @property
+    def table_support(self) -> int:
+        """Symbols in each of an rd model's coding tables (a shape of its buffers); values beyond are
+        escaped. 128 when every value has its own table: 784 tables of 512 would be 1.6 MB in each half,
+        and the widest measured held 101 symbols."""
+        return 512 if self.prior_channels <= 64 else 128
+
+    @property
+    def entropy_coded(self) -> bool:
+        """Codes are quantized and entropy coded with tables both halves hold (rd models)."""
+        return self.kind == "rd"
 
     @property
     def code_numel(self) -> int:
@@ -85,6 +127,9 @@ class ModelConfig:
     def to_json(self) -> str:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        for name, default in LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -110,6 +155,12 @@ PRESETS: dict[str, ModelConfig] = {
         ModelConfig("compact32", code_size=32, widths=(32, 64, 128), loss="mse"),
         ModelConfig("compact64", code_size=64, widths=(32, 64, 128), loss="mse"),
         ModelConfig("denoise32", code_size=32, widths=(32, 64, 128), loss="mse", noise=0.4),
+        # Entropy-coded operating points (issue 4): <= 10 B at >= 20 dB, <= 16 B at >= 24 dB, <= 64 B at
+        # >= 29 dB. lmbda sets where each lands (measured on short runs: see the README's rd section).
+        ModelConfig("rd10", kind="rd", code_size=16, widths=(32, 64, 128), loss="mse", lmbda=0.07),
+        ModelConfig("rd16", kind="rd", code_size=32, widths=(32, 64, 128), loss="mse", lmbda=0.025),
+        ModelConfig("rd64", kind="rd", code_size=16, widths=(32, 64), loss="mse", lmbda=0.002,
+                    latent="positional"),
     )
 }
 

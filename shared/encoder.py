@@ -1,5 +1,8 @@
 """The sender's half: images (N,1,28,28) in [0,1] -> codes (N, *config.code_shape).
 
+For entropy-coded (rd) models, `forward` still gives the latent, unquantized; `compress` turns it into
+bytes with the integer tables the half holds (`entropy`, the same buffers as the decoder half's).
+
 This module must never import `shared.decoder`: the encoder service loads only this half.
 """
 
@@ -11,6 +14,7 @@ import torch
 from torch import nn
 
 from shared.config import ModelConfig
+from shared.entropy import EntropyTables
 from shared.layers import he_init
 from shared.weights import HalfWeights, load_half
 
@@ -29,17 +33,28 @@ class Encoder(nn.Module):
             prev = width
         self.features = nn.Sequential(*layers)
         c, h, w = config.feature_shape
-        self.bottleneck = (
-            nn.Linear(c * h * w, config.code_size) if config.kind == "compact" else nn.Identity()
-        )
-        if config.kind == "compact":  # the seed keeps PyTorch's default init, as trained
+        if config.kind == "seed":
+            self.bottleneck = nn.Identity()
+        elif config.latent == "vector":
+            self.bottleneck = nn.Linear(c * h * w, config.code_size)
+        else:  # a map: a 3x3 conv to code_size channels on the same grid
+            self.bottleneck = nn.Conv2d(c, config.code_size, 3, padding=1)
+        if config.kind != "seed":  # the seed keeps PyTorch's default init, as trained
             he_init(self)
+        if config.entropy_coded:
+            self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.features(x)  # (N, C, H, W) = (N, *feature_shape)
-        if self.config.kind == "compact":
-            z = self.bottleneck(z.flatten(1))  # (N, code_size)
-        return z
+        if self.config.kind == "seed":
+            return z
+        if self.config.latent == "vector":
+            return self.bottleneck(z.flatten(1))  # (N, code_size)
+        return self.bottleneck(z)  # (N, code_size, H, W)
+
+    def compress(self, x: torch.Tensor) -> list[bytes]:
+        """Images -> one entropy-coded code each (rd models)."""
+        return self.entropy.compress(self(x))
 
 
 def load_encoder(path: str | Path) -> tuple[Encoder, HalfWeights]:

@@ -11,7 +11,8 @@ Both halves import this module (it imports neither of them):
 - serving: `compress` / `decompress` (or `EntropyTables.compress` / `.decompress`) use only those
   tables and integer arithmetic (shared.rangecoder), so a code decodes the same in any process.
 
-A code is the range coder's bytes for the C values of one latent, channel 0 first, and nothing else:
+A code is the range coder's bytes for the values of one latent (N, C) or (N, C, *spatial), channel-major
+(channel 0 at every position, then channel 1, ...; a channel's positions share its table), and nothing else:
 no header, no length (the wire format frames it); at least one byte, on average half a byte above
 the information. Channel c's value q = round(y - median) is coded with its table: symbol q - offset if
 q is in the support, else the escape symbol and then an Elias-gamma code of its distance past the
@@ -236,44 +237,91 @@ def coder_tables(tables: Mapping[str, torch.Tensor]) -> tuple[list[Table], torch
     return out, medians
 
 
+def _centred(medians: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Medians (C,) shaped to broadcast over latents of ndim dimensions (N, C, *spatial)."""
+    return medians.view(1, -1, *[1] * (ndim - 2))
+
+
+def _per_value(coder: list[Table], positions: int) -> list[Table]:
+    """One table per coded value, channel-major: channel 0 at every position, then channel 1, ..."""
+    return [table for table in coder for _ in range(positions)]
+
+
 def compress(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) -> list[bytes]:
-    """(N, C) float latents -> N codes, each standing alone; values are rounded around the medians."""
+    """(N, C, *spatial) float latents -> N codes, each standing alone; values are rounded around the
+    medians and coded channel-major (a spatial channel's positions share its table)."""
     coder, medians = coder_tables(tables)
-    if latents.dim() != 2 or latents.shape[1] != len(coder):
-        raise ValueError(f"expected (N, {len(coder)}) latents, got {tuple(latents.shape)}")
+    if latents.dim() < 2 or latents.shape[1] != len(coder):
+        raise ValueError(f"expected (N, {len(coder)}, ...) latents, got {tuple(latents.shape)}")
     y = latents.detach().to(torch.float32).cpu()
     if not torch.isfinite(y).all():
         raise ValueError("latents must be finite")
-    q = torch.round(y - medians)  # (N, C): integers as float32, as in FactorizedPrior.forward
+    q = torch.round(y - _centred(medians, y.dim()))  # integers as float32, as in FactorizedPrior.forward
     if q.numel() and q.abs().max() > 2**31:
         raise ValueError("a latent is too large to code: |round(y - median)| must fit int32")
-    return [encode_values(row, coder) for row in q.to(torch.int64).tolist()]
+    order = _per_value(coder, math.prod(y.shape[2:]))
+    return [encode_values(row, order) for row in q.flatten(1).to(torch.int64).tolist()]
 
 
-def decompress(codes: Sequence[bytes], tables: Mapping[str, torch.Tensor], channels: int) -> torch.Tensor:
-    """N codes -> (N, C) float32 dequantised latents; CodeError names the first bad code."""
+def decompress(codes: Sequence[bytes], tables: Mapping[str, torch.Tensor],
+               shape: int | Sequence[int]) -> torch.Tensor:
+    """N codes -> (N, *shape) float32 dequantised latents, shape = C or (C, *spatial); CodeError names
+    the first bad code."""
     coder, medians = coder_tables(tables)
-    if channels != len(coder):
-        raise ValueError(f"the tables are for {len(coder)} channels, not {channels}")
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if shape[0] != len(coder):
+        raise ValueError(f"the tables are for {len(coder)} channels, not {shape[0]}")
+    order = _per_value(coder, math.prod(shape[1:]))
     rows = []
     for i, code in enumerate(codes):
         if not isinstance(code, bytes | bytearray | memoryview):  # bytes(5) would be five zeros
             raise TypeError(f"code {i} is {type(code).__name__}, not bytes")
         try:
-            rows.append(decode_values(code, coder))
+            rows.append(decode_values(code, order))
         except CodeError as e:
             raise CodeError(f"code {i}: {e}") from None
-    q = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), channels)
-    return q.to(torch.float32) + medians
+    q = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), *shape)
+    return q.to(torch.float32) + _centred(medians, len(shape) + 1)
+
+
+@torch.no_grad()
+def information_bits(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """(N, C, *spatial) latents -> (N,) bits each code carries under the integer tables: the prior's
+    likelihoods as the coder uses them (escapes' raw bits included), without the coder's termination.
+    The same sum as shared.rangecoder.ideal_bits, vectorised."""
+    coder_tables(tables)  # the same checks as compress
+    cdf, lengths, offsets, medians = (tables[k] for k in TABLE_KEYS)
+    y = latents.detach().to(torch.float32).cpu()
+    n, c = y.shape[:2]
+    q = torch.round(y - _centred(medians, y.dim())).reshape(n, c, -1).to(torch.int64)  # (N, C, P)
+    s = q - offsets.view(1, c, 1).to(torch.int64)
+    escape = (lengths - 2).view(1, c, 1).to(torch.int64)  # the escape symbol's index, per channel
+    inside = (s >= 0) & (s < escape)
+    sym = torch.where(inside, s, escape)  # (N, C, P)
+    rows = cdf.to(torch.int64).unsqueeze(0).expand(n, -1, -1)  # (N, C, S)
+    freq = rows.gather(2, sym + 1) - rows.gather(2, sym)  # (N, C, P)
+    total = rows.gather(2, (lengths - 1).view(1, c, 1).expand(n, -1, 1).to(torch.int64))  # (N, C, 1)
+    bits = torch.log2(total.double()) - torch.log2(freq.double())
+    e = torch.where(s < 0, 2 * (-1 - s), 2 * (s - escape) + 1)  # escaped distance, as encode_values
+    gamma = 2 * torch.floor(torch.log2((e + 1).clamp_min(1).double())) + 1  # Elias gamma of e + 1
+    return (bits + torch.where(inside, 0.0, gamma)).sum(dim=(1, 2))
 
 
 class EntropyTables(nn.Module):
     """The tables as buffers (cdf, cdf_length, offset, medians): put one in each half's module, e.g.
-    `self.entropy = EntropyTables(config.code_size)`, and fill both with the same build_tables()."""
+    `self.entropy = EntropyTables(16, shape=(16, 7, 7))`, and fill both with the same build_tables().
 
-    def __init__(self, channels: int, max_support: int = MAX_SUPPORT) -> None:
+    `channels` tables code latents of `shape` (default (channels,)), viewed channel-major as (channels,
+    positions): 16 tables for (16, 7, 7) share each channel's table over its 49 positions; 784 tables
+    for (16, 7, 7) give every value its own. The shape is no buffer: the model's config gives it."""
+
+    def __init__(self, channels: int, max_support: int = MAX_SUPPORT, shape: Sequence[int] | None = None) -> None:
         super().__init__()
         self.channels = channels
+        self.shape = tuple(shape or (channels,))  # one latent
+        if math.prod(self.shape) % channels:
+            raise ValueError(f"{channels} tables cannot share a latent of shape {self.shape} evenly")
+        self.positions = math.prod(self.shape) // channels
         self.register_buffer("cdf", torch.zeros(channels, max_support + 2, dtype=torch.int32))
         self.register_buffer("cdf_length", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("offset", torch.zeros(channels, dtype=torch.int32))
@@ -281,6 +329,10 @@ class EntropyTables(nn.Module):
 
     def tables(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_KEYS}
+
+    def check(self) -> None:
+        """Raise ValueError unless the buffers hold valid tables (all zeros until build_tables)."""
+        coder_tables(self.tables())
 
     def load_tables(self, tables: Mapping[str, torch.Tensor]) -> None:
         coder_tables(tables)  # refuse bad tables before touching ours
@@ -291,11 +343,21 @@ class EntropyTables(nn.Module):
         for k in TABLE_KEYS:
             getattr(self, k).copy_(tables[k])
 
+    def _view(self, latents: torch.Tensor) -> torch.Tensor:
+        """(N, *shape) -> (N, channels, positions)"""
+        if tuple(latents.shape[1:]) != self.shape:
+            raise ValueError(f"expected (N, {', '.join(map(str, self.shape))}) latents, got {tuple(latents.shape)}")
+        return latents.reshape(len(latents), self.channels, self.positions)
+
     def compress(self, latents: torch.Tensor) -> list[bytes]:
-        return compress(latents, self.tables())
+        return compress(self._view(latents), self.tables())
 
     def decompress(self, codes: Sequence[bytes]) -> torch.Tensor:
-        return decompress(codes, self.tables(), self.channels)
+        y = decompress(codes, self.tables(), (self.channels, self.positions))
+        return y.reshape(len(y), *self.shape)
+
+    def information_bits(self, latents: torch.Tensor) -> torch.Tensor:
+        return information_bits(self._view(latents), self.tables())
 
 
 # ---- benchmark -----------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Evaluation on the test set: BCE, MSE, PSNR (two ways, labelled), SSIM and code size, with a PCA
-baseline at the same code size. With noise, inputs are noisy and targets clean."""
+baseline at the same code size. With noise, inputs are noisy and targets clean.
+
+Entropy-coded (rd) models go through their real codes: the bytes are the mean length of each image's
+own code plus its varint length, as on the wire; the PCA baseline gets as many float32 bytes."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pytorch_msssim import ssim
 from shared.data import add_noise
 from shared.decoder import load_decoder
 from shared.encoder import load_encoder
+from shared.wire import varint_size
 
 FLOAT_BYTES = 4  # codes travel as float32
 MAX_PSNR = 100.0  # a perfect image would be infinite dB; cap it so means stay finite
@@ -22,7 +26,7 @@ MAX_PSNR = 100.0  # a perfect image would be infinite dB; cap it so means stay f
 @dataclass
 class Row:
     method: str
-    code_bytes: int | None
+    code_bytes: float | None  # per image; the mean for variable-length codes
     bce: float
     mse: float
     psnr_mean_per_image: float  # mean over images of each image's PSNR
@@ -59,9 +63,27 @@ def load_pair(weights_dir: str | Path):
 
 
 @torch.no_grad()
+def transmit(encoder, decoder, inputs: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, list[bytes]]:
+    """Encode and decode through the two halves, as sender and receiver would: (reconstructions, codes).
+    Entropy-coded models go through their real codes; the others pass float latents (and no codes)."""
+    recons, codes = [], []
+    for x in inputs.split(batch):
+        z = encoder(x)
+        if encoder.config.entropy_coded:
+            batch_codes = encoder.entropy.compress(z)
+            codes += batch_codes
+            z = decoder.decompress(batch_codes)
+        recons.append(decoder(z))
+    return torch.cat(recons), codes
+
+
 def reconstruct(encoder, decoder, inputs: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """Encode and decode through the two halves, as sender and receiver would."""
-    return torch.cat([decoder(encoder(x)) for x in inputs.split(batch)])
+    return transmit(encoder, decoder, inputs, batch)[0]
+
+
+def wire_bytes(codes: list[bytes]) -> list[int]:
+    """Bytes each variable-length code takes on the wire: itself and its varint length."""
+    return [varint_size(len(c)) + len(c) for c in codes]
 
 
 class PCA:
@@ -88,10 +110,10 @@ def evaluate(weights_dir: str | Path, train: torch.Tensor, test: torch.Tensor,
     config = meta.config
     sigma = config.noise if noise is None else noise
     inputs = add_noise(test, sigma, torch.Generator().manual_seed(seed)) if sigma else test
-    recon = reconstruct(encoder, decoder, inputs)
-    code_bytes = config.code_numel * FLOAT_BYTES
+    recon, codes = transmit(encoder, decoder, inputs)
+    code_bytes = float(np.mean(wire_bytes(codes))) if codes else config.code_numel * FLOAT_BYTES
     rows = [score(config.name, recon, test, code_bytes)]
-    k = min(config.code_numel, test[0].numel())
+    k = max(1, min(round(code_bytes / FLOAT_BYTES), test[0].numel()))
     rows.append(score(f"pca{k}", PCA(train, k).reconstruct(inputs), test, k * FLOAT_BYTES))
     if sigma:
         rows.append(score(f"noisy input (sigma {sigma})", inputs, test, None))
@@ -99,11 +121,16 @@ def evaluate(weights_dir: str | Path, train: torch.Tensor, test: torch.Tensor,
     return rows, info
 
 
+def format_bytes(code_bytes: float | None) -> str:
+    """Whole bytes as they are; a mean (variable-length codes) to a tenth."""
+    return "-" if code_bytes is None else f"{code_bytes:.1f}" if code_bytes % 1 else f"{code_bytes:.0f}"
+
+
 def format_table(rows: list[Row]) -> str:
     head = f"{'method':<24} {'bytes':>6} {'BCE':>8} {'MSE':>9} {'PSNR/img':>9} {'PSNR(mse)':>9} {'SSIM':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        size = "-" if r.code_bytes is None else str(r.code_bytes)
+        size = format_bytes(r.code_bytes)
         lines.append(f"{r.method:<24} {size:>6} {r.bce:>8.4f} {r.mse:>9.5f} {r.psnr_mean_per_image:>9.2f}"
                      f" {r.psnr_of_mean_mse:>9.2f} {r.ssim:>7.4f}")
     lines.append("PSNR/img: mean of per-image PSNR (dB); PSNR(mse): PSNR of the mean MSE (dB); pixels in [0,1]")

@@ -1,4 +1,5 @@
-"""Split a full training checkpoint into the encoder half and the decoder half."""
+"""Split a full training checkpoint into the encoder half and the decoder half (for rd models, with the
+prior's integer tables built into both)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> str:
         raise WeightsError(f"{path}: not an aelink checkpoint ({e})") from None
     from shared.autoencoder import Autoencoder
 
-    expected = set(Autoencoder(config).state_dict())
-    if set(tensors) != expected:
+    model = Autoencoder(config)
+    if set(tensors) != set(model.state_dict()):
         raise WeightsError(f"{path}: tensors do not match a {config.name!r} autoencoder")
-    return save_halves(config, tensors, out_dir)
+    # rd models: the halves' coding tables are rebuilt from the prior, whatever copy the checkpoint holds
+    tables = {k for k in tensors if k.split(".")[1:2] == ["entropy"]}
+    model.load_state_dict({k: v for k, v in tensors.items() if k not in tables}, strict=False)
+    return save_halves(config, model.eval().export_state(), out_dir)

@@ -20,9 +20,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from shared.config import ModelConfig
+from shared.entropy import EntropyTables
 
 FORMAT = "aelink-half-v1"
 HALVES = ("encoder", "decoder")
+TRAINING_ONLY = ("prior",)  # an rd model's learned prior: the halves hold its integer tables instead
 FINGERPRINT_HEX = 16  # 64 bits: plenty to tell weight sets apart, short enough for every code header
 
 
@@ -55,10 +57,13 @@ def pair_fingerprint(config: ModelConfig, encoder_digest: str, decoder_digest: s
 
 
 def split_state(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    """Split an autoencoder state dict ('encoder.*', 'decoder.*') into the two halves' own names."""
+    """Split an autoencoder state dict ('encoder.*', 'decoder.*') into the two halves' own names,
+    leaving out what only training uses ('prior.*')."""
     halves: dict[str, dict[str, torch.Tensor]] = {h: {} for h in HALVES}
     for name, tensor in state.items():
         prefix, _, rest = name.partition(".")
+        if prefix in TRAINING_ONLY:
+            continue
         if prefix not in halves or not rest:
             raise WeightsError(f"tensor {name!r} belongs to neither half")
         halves[prefix][rest] = tensor.detach().contiguous().cpu()
@@ -141,5 +146,17 @@ def load_half(
     if fingerprint != meta["fingerprint"]:
         raise WeightsError(f"{path}: fingerprint {meta['fingerprint']} does not match its contents")
     module.load_state_dict(tensors)
+    check_tables(module, path)
     module.eval().requires_grad_(False)
     return HalfWeights(module, config, half, fingerprint, path)
+
+
+def check_tables(module: nn.Module, path: Path) -> None:
+    """Entropy tables must hold real tables (export builds them), not the zeros a fresh module has:
+    a half without them would load, then fail on its first code."""
+    for name, sub in module.named_modules():
+        if isinstance(sub, EntropyTables):
+            try:
+                sub.check()
+            except ValueError as e:
+                raise WeightsError(f"{path}: {name} holds no valid coding tables ({e})") from None

@@ -19,16 +19,18 @@ Two forms carry the same batch, and each side reads what the other writes, uncha
       16      4       count N, u32
       20      4       code length L in bytes, u32 (0 for a variable-length format)
       24      4*ndim  shape of one code, u32 each
-      24+4*ndim N*L   the codes, back to back
+      24+4*ndim       fixed length: N*L bytes, the codes back to back; variable length (id >= 0x80):
+                      for each code its length in bytes as an unsigned LEB128 varint (1 byte below
+                      128, 2 below 16384), then the code
 
-  A future variable-length format (entropy-coded codes) takes an id >= 0x80, writes L = 0 and puts a
-  u32 length before each code; this version rejects such ids with a clear message.
+Code formats:
 
-Code formats (fixed length):
-
-- f32: the code's values as float32, `4 * numel` bytes: lossless.
-- u8: 8-bit linear quantisation per code: float32 `lo`, float32 `step`, then `numel` bytes q, value =
+- f32 (1): the code's values as float32, `4 * numel` bytes: lossless.
+- u8 (2): 8-bit linear quantisation per code: float32 `lo`, float32 `step`, then `numel` bytes q, value =
   lo + q * step; `8 + numel` bytes, about a quarter of f32 for compact models.
+- rc (0x80, variable length): the latent quantized and range coded with the integer tables both halves
+  of an entropy-coded (rd) model hold (shared.entropy); as long as its information, 1 byte at least.
+  This module only frames such codes: their values need the model's tables (`decode_codes` refuses).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ MAX_NUMEL = 1 << 16  # far above any model's code (the seed's is 1568 values); b
 CODE_LIMIT = 1e6  # |value| above this is no code our encoders make; it would overflow the decoder's layers
 FINGERPRINT_RE = re.compile(r"^[0-9a-f]{16}$")
 VARIABLE_IDS = range(0x80, 0x100)
+MAX_VARINT_BYTES = 4  # 28 bits of length: far above max_code_length of any shape allowed
 
 
 class WireError(ValueError):
@@ -62,9 +65,19 @@ class WireError(ValueError):
 class CodeFormat:
     name: str
     id: int
-    length: Callable[[int], int]  # numel -> bytes per code
-    pack: Callable[[np.ndarray], bytes]  # one code's float values -> payload
-    unpack: Callable[[bytes, int], np.ndarray]  # payload, numel -> float32 values
+    length: Callable[[int], int] | None  # numel -> bytes per code; None: variable length
+    pack: Callable[[np.ndarray], bytes] | None = None  # one code's float values -> payload
+    unpack: Callable[[bytes, int], np.ndarray] | None = None  # payload, numel -> float32 values
+
+    @property
+    def variable(self) -> bool:
+        return self.length is None
+
+
+def max_code_length(numel: int) -> int:
+    """The longest variable-length code of numel values a receiver accepts: what the range coder writes
+    for values escaped as far as int32 reaches (16 + 65 bits each), plus its last byte."""
+    return 11 * numel + 8
 
 
 def _pack_f32(values: np.ndarray) -> bytes:
@@ -97,6 +110,7 @@ FORMATS: dict[str, CodeFormat] = {
     for f in (
         CodeFormat("f32", 1, lambda n: 4 * n, _pack_f32, _unpack_f32),
         CodeFormat("u8", 2, lambda n: 8 + n, _pack_u8, _unpack_u8),
+        CodeFormat("rc", 0x80, None),
     )
 }
 FORMAT_IDS = {f.id: f for f in FORMATS.values()}
@@ -128,6 +142,13 @@ class Codes:
         if math.prod(shape) > MAX_NUMEL:
             raise WireError(f"shape {list(shape)} has more than {MAX_NUMEL} values")
         object.__setattr__(self, "shape", shape)
+        if fmt.variable:
+            longest = max_code_length(self.numel)
+            for i, p in enumerate(self.payloads):
+                if not 1 <= len(p) <= longest:
+                    raise WireError(f"code {i} is {len(p)} bytes; a {self.format} code of shape {list(shape)}"
+                                    f" is 1 to {longest} bytes")
+            return
         want = fmt.length(self.numel)
         for i, p in enumerate(self.payloads):
             if len(p) != want:
@@ -140,8 +161,17 @@ class Codes:
         return math.prod(self.shape)
 
     @property
-    def code_length(self) -> int:
-        return FORMATS[self.format].length(self.numel)
+    def code_length(self) -> int | None:
+        """Bytes of every code in a fixed-length format; None for a variable-length one."""
+        fmt = FORMATS[self.format]
+        return None if fmt.variable else fmt.length(self.numel)
+
+    @property
+    def framed_lengths(self) -> list[int]:
+        """Bytes each code takes in the binary form's body: the code, and its varint when variable."""
+        if FORMATS[self.format].variable:
+            return [varint_size(len(p)) + len(p) for p in self.payloads]
+        return [len(p) for p in self.payloads]
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -153,21 +183,64 @@ def encode_codes(values: np.ndarray, fingerprint: str, fmt: str = "f32") -> Code
     if values.ndim < 2:
         raise WireError(f"values must be (N, *code_shape), got shape {values.shape}")
     pack = code_format(fmt).pack
+    if pack is None:
+        raise WireError(f"{fmt} codes are entropy coded with a model's tables, not packed from values")
     return Codes(fingerprint, fmt, tuple(values.shape[1:]), tuple(pack(v) for v in values))
+
+
+def check_values(values: np.ndarray) -> np.ndarray:
+    """Refuse codes (N, ...) holding NaN, infinities or values beyond +-CODE_LIMIT, naming the first."""
+    for i, v in enumerate(values):
+        if not np.isfinite(v).all():
+            raise WireError(f"code {i} holds NaN or infinite values")
+        if np.abs(v).max(initial=0.0) > CODE_LIMIT:
+            raise WireError(f"code {i} holds values beyond +-{CODE_LIMIT:g}, out of range for any model")
+    return values
 
 
 def decode_codes(codes: Codes) -> np.ndarray:
     """Codes -> float32 (N, *shape); refuses NaN, infinities and values beyond +-CODE_LIMIT."""
     unpack = FORMATS[codes.format].unpack
+    if unpack is None:
+        raise WireError(f"{codes.format} codes are entropy coded: only the model's tables decode them")
     out = np.empty((len(codes), *codes.shape), dtype=np.float32)
     for i, p in enumerate(codes.payloads):
-        v = unpack(p, codes.numel)
-        if not np.isfinite(v).all():
-            raise WireError(f"code {i} holds NaN or infinite values")
-        if np.abs(v).max(initial=0.0) > CODE_LIMIT:
-            raise WireError(f"code {i} holds values beyond +-{CODE_LIMIT:g}, out of range for any model")
-        out[i] = v.reshape(codes.shape)
-    return out
+        out[i] = unpack(p, codes.numel).reshape(codes.shape)
+    return check_values(out)
+
+
+# --- varints (LEB128, unsigned) ----------------------------------------------------------------------
+
+
+def varint(n: int) -> bytes:
+    """n >= 0 as LEB128: 7 bits a byte, least significant first, the high bit set on all but the last."""
+    if n < 0:
+        raise ValueError(f"a varint is unsigned, not {n}")
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def varint_size(n: int) -> int:
+    return max(1, -(-n.bit_length() // 7))
+
+
+def read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """(value, position after it); refuses a varint cut short, overlong (non-minimal) or too long."""
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        if pos + i >= len(data):
+            raise WireError(f"{what}: the body ends inside its length varint (truncated)")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if i and not byte:
+                raise WireError(f"{what}: its length varint has a redundant zero byte (not minimal LEB128)")
+            return value, pos + i + 1
+    raise WireError(f"{what}: its length varint runs past {MAX_VARINT_BYTES} bytes")
 
 
 # --- binary form -------------------------------------------------------------------------------------
@@ -180,8 +253,10 @@ def header_size(ndim: int) -> int:
 def to_binary(codes: Codes) -> bytes:
     fmt = FORMATS[codes.format]
     head = HEADER.pack(MAGIC, VERSION, fmt.id, len(codes.shape), 0, bytes.fromhex(codes.fingerprint),
-                       len(codes), codes.code_length)
-    return head + struct.pack(f"<{len(codes.shape)}I", *codes.shape) + b"".join(codes.payloads)
+                       len(codes), codes.code_length or 0)
+    body = (b"".join(varint(len(p)) + p for p in codes.payloads) if fmt.variable
+            else b"".join(codes.payloads))
+    return head + struct.pack(f"<{len(codes.shape)}I", *codes.shape) + body
 
 
 def from_binary(data: bytes) -> Codes:
@@ -194,7 +269,7 @@ def from_binary(data: bytes) -> Codes:
         raise WireError(f"not aelink codes: magic {magic!r}, expected {MAGIC!r}")
     if version != VERSION:
         raise WireError(f"code format version {version} is not supported (this version reads {VERSION})")
-    if fmt_id in VARIABLE_IDS:
+    if fmt_id in VARIABLE_IDS and fmt_id not in FORMAT_IDS:
         raise WireError(f"format id 0x{fmt_id:02x} is a variable-length format this version cannot read")
     if fmt_id not in FORMAT_IDS:
         raise WireError(f"unknown format id {fmt_id}; this version reads "
@@ -210,6 +285,11 @@ def from_binary(data: bytes) -> Codes:
     fmt = FORMAT_IDS[fmt_id]
     if min(shape) < 1 or math.prod(shape) > MAX_NUMEL:
         raise WireError(f"shape {list(shape)} must be positive with at most {MAX_NUMEL} values")
+    if fmt.variable:
+        if length:
+            raise WireError(f"header says {length} bytes per code; a variable-length format ({fmt.name})"
+                            " writes 0 and a varint length before each code")
+        return Codes(fp.hex(), fmt.name, tuple(shape), _split_variable(data, head, count))
     if length != fmt.length(math.prod(shape)):
         raise WireError(f"header says {length} bytes per code; a {fmt.name} code of shape {list(shape)}"
                         f" is {fmt.length(math.prod(shape))} bytes")
@@ -220,6 +300,20 @@ def from_binary(data: bytes) -> Codes:
     body = memoryview(data)[head:]
     payloads = tuple(bytes(body[i * length:(i + 1) * length]) for i in range(count))
     return Codes(fp.hex(), fmt.name, tuple(shape), payloads)
+
+
+def _split_variable(data: bytes, pos: int, count: int) -> tuple[bytes, ...]:
+    """The count codes after pos, each behind its varint length; the body must end with the last."""
+    payloads = []
+    for i in range(count):
+        size, pos = read_varint(data, pos, f"code {i}")
+        if pos + size > len(data):
+            raise WireError(f"code {i} is {size} bytes but only {len(data) - pos} remain (truncated)")
+        payloads.append(data[pos:pos + size])
+        pos += size
+    if pos != len(data):
+        raise WireError(f"{len(data) - pos} bytes after the last of {count} codes (trailing data)")
+    return tuple(payloads)
 
 
 # --- JSON form ---------------------------------------------------------------------------------------
@@ -233,8 +327,8 @@ class CodesJSON(BaseModel):
     version: int = Field(VERSION, description="wire version; this version reads 1")
     fingerprint: str = Field(description="pair fingerprint of the weights that made the codes (16 hex digits)",
                              examples=["3f9a1c0de2b47a55"])
-    format: str = Field(description="code format: 'f32' (float32) or 'u8' (8-bit, per-code scale)",
-                        examples=["f32"])
+    format: str = Field(description="code format: 'f32' (float32), 'u8' (8-bit, per-code scale) or 'rc'"
+                        " (entropy coded, variable length; rd models)", examples=["f32"])
     shape: list[int] = Field(description="shape of one code, e.g. [32]", examples=[[32]])
     codes: list[str] = Field(description="one standard base64 string per code")
 
@@ -270,5 +364,5 @@ def from_json(doc: CodesJSON | dict | str | bytes) -> Codes:
 
 
 def code_bytes(numel: int) -> dict[str, int]:
-    """Bytes per code in each format, for a code of `numel` values."""
-    return {name: f.length(numel) for name, f in FORMATS.items()}
+    """Bytes per code in each fixed-length format, for a code of `numel` values."""
+    return {name: f.length(numel) for name, f in FORMATS.items() if not f.variable}

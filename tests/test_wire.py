@@ -166,3 +166,62 @@ def test_wire_needs_no_torch():
 
     code = "import sys, shared.wire; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# --- variable-length codes (rc) ----------------------------------------------------------------------
+
+
+def rc_codes(lengths=(1, 9, 127, 128, 300), shape=(16, 7, 7)) -> wire.Codes:
+    rng = np.random.default_rng(1)
+    return wire.Codes(FP, "rc", shape, tuple(rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in lengths))
+
+
+@pytest.mark.parametrize("n, encoded", [(0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"),
+                                        (300, b"\xac\x02"), (16383, b"\xff\x7f"), (16384, b"\x80\x80\x01")])
+def test_varints_are_leb128(n, encoded):
+    assert wire.varint(n) == encoded and wire.varint_size(n) == len(encoded)
+    assert wire.read_varint(b"\x09" + encoded + b"\x09", 1, "x") == (n, 1 + len(encoded))
+
+
+def test_rc_round_trips_in_both_forms_with_a_varint_before_each_code():
+    codes = rc_codes()
+    data = wire.to_binary(codes)
+    assert data[5] == 0x80 and struct.unpack_from("<I", data, 20) == (0,)  # L = 0: variable length
+    head = wire.header_size(3)
+    assert data[head:head + 2] == b"\x01" + codes.payloads[0]  # one varint byte, then the code
+    assert len(data) == head + sum(codes.framed_lengths) == head + sum(map(len, codes.payloads)) + 3 + 2 * 2  # 1, 9, 127: one byte; 128, 300: two
+    for back in (wire.from_binary(data), wire.from_json(wire.to_json(codes))):
+        assert back == codes
+    assert codes.code_length is None and wire.code_bytes(784) == {"f32": 3136, "u8": 792}
+
+
+def test_rc_values_need_the_model():
+    with pytest.raises(wire.WireError, match="tables"):
+        wire.decode_codes(rc_codes())
+    with pytest.raises(wire.WireError, match="entropy coded"):
+        wire.encode_codes(values(1), FP, "rc")
+
+
+def rc_binary() -> bytes:
+    return wire.to_binary(rc_codes((5, 200)))
+
+
+BAD_RC = {
+    "empty code": (lambda: wire.Codes(FP, "rc", (4,), (b"",)), "code 0 is 0 bytes"),
+    "code longer than any": (lambda: wire.Codes(FP, "rc", (4,), (bytes(53),)), "1 to 52 bytes"),
+    "L set": (lambda: wire.from_binary(with_byte(rc_binary(), 20, struct.pack("<I", 5))), "variable-length"),
+    "cut in a code": (lambda: wire.from_binary(rc_binary()[:-1]), "truncated"),
+    "cut in a varint": (lambda: wire.from_binary(rc_binary()[:wire.header_size(3) + 7]), "truncated"),
+    "trailing bytes": (lambda: wire.from_binary(rc_binary() + b"\x00"), "trailing data"),
+    "count too high": (lambda: wire.from_binary(with_byte(rc_binary(), 16, struct.pack("<I", 3))), "truncated"),
+    "overlong varint": (lambda: wire.from_binary(with_byte(rc_binary(), wire.header_size(3), b"\x85\x00")),
+                        "minimal"),
+    "varint over 4 bytes": (lambda: wire.read_varint(b"\xff\xff\xff\xff\x01", 0, "code 0"), "past 4 bytes"),
+    "unknown variable format": (lambda: wire.from_binary(with_byte(rc_binary(), 5, b"\x81")), "variable-length"),
+}
+
+
+@pytest.mark.parametrize("make, message", BAD_RC.values(), ids=BAD_RC.keys())
+def test_malformed_rc_is_refused_clearly(make, message):
+    with pytest.raises(wire.WireError, match=message):
+        make()

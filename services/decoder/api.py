@@ -33,7 +33,8 @@ async def decode(
     answer = choose(request, outputs.OFFERS)  # before the work: a 406 should cost nothing
     state = request.app.state
     codes = await read_codes(request)
-    values = check_codes(codes, state.runtime, state.settings.max_images)
+    # entropy decoding is pure Python: off the event loop, as the network's forward is
+    values = await run_in_threadpool(check_codes, codes, state.runtime, state.settings.max_images)
     outputs.check_answerable(answer, len(values))
     images = to_uint8(await run_in_threadpool(state.runtime.run, values))  # torch off the event loop
     state.metrics.observe_batch(len(images))

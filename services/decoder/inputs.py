@@ -7,6 +7,7 @@ from fastapi import Request
 
 from services.decoder.schemas import DecodeRequest
 from shared import wire
+from shared.service.codes import to_latents
 from shared.service.negotiate import content_type, unsupported
 from shared.service.problems import Problem, parse_json
 from shared.service.runtime import HalfRuntime
@@ -46,7 +47,4 @@ def check_codes(codes: wire.Codes, runtime: HalfRuntime, max_images: int) -> np.
     if codes.shape != want:
         raise Problem(422, "wrong-code-shape", f"codes have shape {list(codes.shape)}; {runtime.config.name}"
                       f" takes {list(want)}")
-    try:
-        return wire.decode_codes(codes)
-    except wire.WireError as e:
-        raise Problem(422, "bad-code-values", str(e)) from None
+    return to_latents(runtime, codes)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from services.encoder.inputs import read_images
 from services.encoder.schemas import EncodeRequest, EncodeResponse
 from shared import wire
+from shared.service.codes import check_format, to_codes
 from shared.service.negotiate import choose
 from shared.service.openapi import BINARY, binary_response, request_body
 from shared.service.problems import problem_responses
@@ -27,22 +28,26 @@ BODY = request_body(
 
 
 @router.post(
-    "/encode", response_model=EncodeResponse, openapi_extra=BODY,
+    "/encode", response_model=EncodeResponse, response_model_exclude_none=True, openapi_extra=BODY,
     responses={200: binary_response("codes in the binary form (Accept: application/octet-stream)"),
                **problem_responses(400, 406, 413, 415, 422)},
 )
 async def encode(
     request: Request,
-    format: Literal["f32", "u8"] = Query("f32", description="code format: f32 (lossless) or u8 (8-bit)"),
+    format: Literal["rc", "f32", "u8"] | None = Query(
+        None, description="code format: rc (entropy coded, variable length; rd models), f32 (lossless floats)"
+        " or u8 (8-bit); default: rc for rd models, else f32"),
 ) -> Response | EncodeResponse:
     """Encode images (PNG uploads, JSON or raw bytes) into codes (JSON or binary, by Accept)."""
     answer = choose(request, [JSON, OCTET])  # before the work: a 406 should cost nothing
     state = request.app.state
+    fmt = check_format(state.runtime.config, format)
     images = await read_images(request, state.settings.max_images)
     values = await run_in_threadpool(state.runtime.run, images[:, None])  # torch off the event loop
     state.metrics.observe_batch(len(images))
-    codes = wire.encode_codes(values, state.runtime.weights.fingerprint, format)
+    codes = await run_in_threadpool(to_codes, state.runtime, values, fmt)
     if answer == OCTET:
         return Response(wire.to_binary(codes), media_type=OCTET)
+    lengths = None if codes.code_length else [len(p) for p in codes.payloads]
     return EncodeResponse(**wire.to_json(codes), model=state.runtime.config.name, count=len(codes),
-                          code_bytes=codes.code_length)
+                          code_bytes=codes.code_length, code_lengths=lengths)

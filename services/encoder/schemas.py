@@ -36,4 +36,6 @@ class EncodeResponse(CodesJSON):
 
     model: str = Field(description="model that made the codes", examples=["compact32"])
     count: int = Field(description="number of codes (one per image, in order)")
-    code_bytes: int = Field(description="bytes of one code in this format")
+    code_bytes: int | None = Field(None, description="bytes of one code, in a fixed-length format")
+    code_lengths: list[int] | None = Field(None, description="bytes of each code, in a variable-length format"
+                                           " (rc); on the binary form each also takes its varint length")

@@ -1,10 +1,12 @@
-"""`aelink bench`: benchmarks that print their figures (training speed)."""
+"""`aelink bench`: benchmarks that print their figures (training speed; bytes against quality)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from shared.commands.common import add_data_args, int_list
 from shared.config import PRESETS
 
 
@@ -19,6 +21,18 @@ def register(sub) -> None:
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=run_speed)
+    r = kinds.add_parser("rd", help="bytes per image against PSNR and SSIM: our codecs, PCA, PNG, WebP, JPEG",
+                         description="Measure, in one run on the test images, bytes per image against PSNR and"
+                         " SSIM; write rd.csv, rd.json and rd.png.")
+    r.add_argument("--weights-root", type=Path, default=Path("weights"),
+                   help="every model folder under it (rd and compact models; default: weights)")
+    r.add_argument("--weights", type=Path, action="append", default=[], help="another model folder (repeatable)")
+    r.add_argument("--pca", type=int_list, default=(16, 32, 64), help="PCA code sizes (default: 16,32,64)")
+    r.add_argument("--limit", type=int, help="only the first N test images (default: all 10,000)")
+    r.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    r.add_argument("--out", type=Path, default=Path("out/bench_rd"), help="folder for rd.csv, rd.json, rd.png")
+    add_data_args(r)
+    r.set_defaults(run=run_rd)
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -36,4 +50,21 @@ def run_speed(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['preset']:<10} {r['variant']:<19} {r['threads']:>7} {r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
     print(f"s/epoch = median ms/step x {-(-60000 // args.batch_size)} steps (60,000 images, batch {args.batch_size})")
+    return 0
+
+
+def run_rd(args: argparse.Namespace) -> int:
+    import torch
+
+    from shared.bench_rd import bench_rd, format_table, model_folders, write_outputs
+    from shared.data import load_split, to_tensor
+
+    torch.set_num_threads(args.threads)
+    train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
+    test = to_tensor(load_split("test", args.data_dir, args.dataset)[0][: args.limit])
+    folders = model_folders(args.weights_root, args.weights)
+    points = bench_rd(train, test, folders, list(args.pca))
+    print(format_table(points))
+    paths = write_outputs(points, args.out, len(test))
+    print(f"{len(test):,} test images; wrote " + ", ".join(map(str, paths)))
     return 0

@@ -16,7 +16,8 @@ def add_link_args(p: argparse.ArgumentParser, encoder: str | None, decoder: str 
     local = "start one locally"
     p.add_argument("--encoder", default=encoder, help=f"encoder service URL (default: {encoder or local})")
     p.add_argument("--decoder", default=decoder, help=f"decoder service URL (default: {decoder or local})")
-    p.add_argument("--format", default="f32", choices=sorted(wire.FORMATS), help="code format on the wire")
+    p.add_argument("--format", choices=sorted(wire.FORMATS),
+                   help="code format on the wire (default: the model's, rc for rd models, else f32)")
     p.add_argument("--token", default=os.environ.get("AELINK_TOKEN"),
                    help="bearer token, for services that require one (default: $AELINK_TOKEN)")
 
@@ -30,7 +31,7 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def send_and_report(encoder: str, decoder: str, images: list[Path], fmt: str, token: str | None,
+def send_and_report(encoder: str, decoder: str, images: list[Path], fmt: str | None, token: str | None,
                     out: Path) -> int:
     from shared.client import CodecClient, ServiceError, format_summary, send, write_outputs
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from shared.commands.common import add_data_args, int_list
-from shared.config import LOSSES, PRESETS, preset
+from shared.config import LATENTS, LOSSES, PRESETS, preset
 
 
 def register(sub) -> None:
@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--widths", type=int_list, help="channels per stage, e.g. 32,64,128 (depth = count)")
     p.add_argument("--loss", choices=LOSSES)
     p.add_argument("--noise", type=float, help="train to denoise inputs with this Gaussian sigma")
+    p.add_argument("--lmbda", type=float, help="rd models: loss = distortion + LMBDA * bits, per image")
+    p.add_argument("--latent", choices=LATENTS, help="rd models: a vector latent or a spatial map")
     p.add_argument("--noise-once", action="store_true", help="draw the training noise once, not per batch")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=128)
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from shared.train import TrainOptions, train
 
     config = preset(args.preset).with_(
-        name=args.name, code_size=args.code_size, widths=args.widths, loss=args.loss, noise=args.noise
+        name=args.name, code_size=args.code_size, widths=args.widths, loss=args.loss, noise=args.noise,
+        lmbda=args.lmbda, latent=args.latent,
     )
     opts = TrainOptions(
         out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,

@@ -10,6 +10,7 @@ from safetensors import safe_open
 
 from shared import wire
 from shared.config import ModelConfig
+from shared.service.codes import bytes_per_code, formats
 from shared.service.problems import problem_responses
 from shared.weights import FORMAT
 
@@ -19,14 +20,17 @@ router = APIRouter(tags=["model"], responses=problem_responses(401))
 class ModelInfo(BaseModel):
     name: str = Field(description="model (preset) name", examples=["compact32"])
     half: str = Field(description="which half this service holds: encoder or decoder")
-    kind: str = Field(description="'compact' (a linear bottleneck) or 'seed' (feature-map code)")
+    kind: str = Field(description="'compact' (a linear bottleneck), 'rd' (entropy-coded latent) or 'seed'"
+                      " (feature-map code)")
     fingerprint: str = Field(description="pair fingerprint: codes carry it; the other half must match")
     code_shape: list[int]
     code_numel: int = Field(description="numbers in one code")
-    bytes_per_code: dict[str, int] = Field(description="bytes of one code in each wire format")
+    bytes_per_code: dict[str, int | str] = Field(
+        description="bytes of one code in each wire format; 'variable' for entropy-coded codes, whose"
+        " length is each image's information (plus a varint length on the binary form)")
     binary_header_bytes: int = Field(description="bytes of the binary form's header, once per request")
     input_shape: list[int] = Field(description="shape of one image (C, H, W)")
-    formats: list[str] = Field(description="code formats this service reads and writes")
+    formats: list[str] = Field(description="code formats this service reads and writes, its default first")
 
 
 class ModelEntry(BaseModel):
@@ -51,9 +55,8 @@ def model(request: Request) -> ModelInfo:
     c = rt.config
     return ModelInfo(name=c.name, half=rt.spec.half, kind=c.kind, fingerprint=rt.weights.fingerprint,
                      code_shape=list(c.code_shape), code_numel=c.code_numel,
-                     bytes_per_code=wire.code_bytes(c.code_numel),
-                     binary_header_bytes=wire.header_size(len(c.code_shape)),
-                     input_shape=list(c.input_shape), formats=list(wire.FORMATS))
+                     bytes_per_code=bytes_per_code(c), binary_header_bytes=wire.header_size(len(c.code_shape)),
+                     input_shape=list(c.input_shape), formats=formats(c))
 
 
 def describe(path: Path, half: str, active: bool) -> ModelEntry:

@@ -72,3 +72,14 @@ class HalfRuntime:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with self._lock, torch.inference_mode():
             return self.module(x).numpy()
+
+    # Entropy coding with the tables both halves of an rd model hold (`module.entropy`). Integer work
+    # in pure Python that only reads the tables: no lock; call from a worker thread.
+
+    def compress(self, latents: np.ndarray) -> list[bytes]:
+        """float32 latents (N, *code_shape) -> one entropy-coded code each."""
+        return self.module.entropy.compress(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
+
+    def decompress(self, payloads: tuple[bytes, ...]) -> np.ndarray:
+        """Entropy-coded codes -> float32 latents (N, *code_shape); CodeError names a bad code."""
+        return self.module.entropy.decompress(payloads).numpy()

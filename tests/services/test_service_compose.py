@@ -55,7 +55,10 @@ def test_each_image_holds_only_its_own_half_of_the_weights(half):
     steps = instructions(ROOT / "services" / half / "Dockerfile")
     copies = [args for op, args in steps if op in ("COPY", "ADD")]
     weights = [args.split() for args in copies if "weights" in args]
-    assert sorted(src for src, _ in weights) == sorted(f"weights/{m}/{half}.safetensors" for m in PRESETS)
+    # rd presets join the images when their weights are committed (issue 4 trains them later):
+    # a COPY of a missing file would fail the build
+    shipped = [m for m, c in PRESETS.items() if c.kind != "rd" or (ROOT / "weights" / m).is_dir()]
+    assert sorted(src for src, _ in weights) == sorted(f"weights/{m}/{half}.safetensors" for m in shipped)
     assert all(dst == f"weights/{src.split('/')[1]}/" for src, dst in weights)  # folders kept, not flattened
     for args in copies:  # nothing copies the whole tree or the whole weights folder
         assert args.split()[0] not in (".", "weights", "weights/", "./weights"), args
