@@ -44,7 +44,8 @@ def render(entries: list[dict], dataset: str) -> str:
         f"Measured by `aelink card` on {date.today().isoformat()} ({platform.machine()}, torch "
         f"{torch.__version__}): every figure below comes from `aelink eval` on all "
         f"{entries[0]['images'] if entries else 0:,} {dataset} test images. Trained on the 60,000 training "
-        "images with `aelink train` (Adam, lr 1e-3, batch 128, shuffled, seed 0).",
+        "images with `aelink train` (Adam, lr 1e-3, batch 128, shuffled, seed 0, one CPU thread each): "
+        "`seed` as our spec says (constant lr, BCE, 50 epochs); the others with `--lr-schedule cosine`.",
         "",
         "PSNR/img is the mean of per-image PSNR; PSNR(mse) is the PSNR of the mean MSE; pixels in [0,1]. "
         "Bytes are the size of one image's code as float32; for entropy-coded (rd) models, the mean real "
