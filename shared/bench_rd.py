@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from shared import wire
-from shared.evaluate import PCA, load_pair, score, transmit, wire_bytes
+from shared.evaluate import PCA, load_pair, model_dirs, score, transmit, wire_bytes
 
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 50, 70, 90)
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 70, 90)
@@ -118,7 +118,7 @@ def pca_points(train: torch.Tensor, target: torch.Tensor, sizes: list[int]) -> l
 
 
 def model_folders(root: Path | None, extra: list[Path]) -> list[Path]:
-    found = sorted(p for p in root.iterdir() if (p / "encoder.safetensors").is_file()) if root and root.is_dir() else []
+    found = model_dirs(root) if root and root.is_dir() else []
     return found + [Path(p) for p in extra]
 
 

@@ -11,11 +11,7 @@ from pathlib import Path
 import torch
 
 from shared.autoencoder import count_parameters
-from shared.evaluate import evaluate, format_bytes, load_pair
-
-
-def model_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if (p / "encoder.safetensors").is_file())
+from shared.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs
 
 
 def measure(root: Path, train: torch.Tensor, test: torch.Tensor) -> list[dict]:
@@ -23,7 +19,7 @@ def measure(root: Path, train: torch.Tensor, test: torch.Tensor) -> list[dict]:
     for folder in model_dirs(root):
         encoder, decoder, meta = load_pair(folder)
         config = meta.config
-        rows, info = evaluate(folder, train, test)
+        rows, info = evaluate_pair(encoder, decoder, meta, train, test)
         history_file = folder / "history.json"
         history = json.loads(history_file.read_text()) if history_file.exists() else []
         entries.append({

@@ -103,10 +103,20 @@ class PCA:
         return recon.float().reshape(x.shape).clamp(0.0, 1.0)
 
 
+def model_dirs(root: Path) -> list[Path]:
+    """The model folders under root: those holding an encoder half."""
+    return sorted(p for p in root.iterdir() if (p / "encoder.safetensors").is_file())
+
+
 def evaluate(weights_dir: str | Path, train: torch.Tensor, test: torch.Tensor,
              noise: float | None = None, seed: int = 0) -> tuple[list[Row], dict]:
     """Rows for the model, the PCA baseline at the same code size, and (with noise) the noisy inputs."""
-    encoder, decoder, meta = load_pair(weights_dir)
+    return evaluate_pair(*load_pair(weights_dir), train, test, noise, seed)
+
+
+def evaluate_pair(encoder, decoder, meta, train: torch.Tensor, test: torch.Tensor,
+                  noise: float | None = None, seed: int = 0) -> tuple[list[Row], dict]:
+    """`evaluate` for halves already loaded by `load_pair`."""
     config = meta.config
     sigma = config.noise if noise is None else noise
     inputs = add_noise(test, sigma, torch.Generator().manual_seed(seed)) if sigma else test
