@@ -15,7 +15,7 @@ from torch import nn
 
 from shared.config import ModelConfig
 from shared.entropy import EntropyTables
-from shared.layers import calm_output, he_init
+from shared.layers import ResBlock, calm_output, he_init
 from shared.weights import HalfWeights, load_half
 
 
@@ -36,6 +36,7 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = []
         prev = c
         for i, width in enumerate(outs):
+            layers += [ResBlock(prev) for _ in range(config.blocks)]  # mirrors the encoder's stage
             out_pad = sizes[i + 1] - (2 * sizes[i] - 1)  # ConvT(k3,s2,p1): 2*in-1+out_pad
             layers += [
                 nn.ConvTranspose2d(prev, width, 3, stride=2, padding=1, output_padding=out_pad),

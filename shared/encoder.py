@@ -15,7 +15,7 @@ from torch import nn
 
 from shared.config import ModelConfig
 from shared.entropy import EntropyTables
-from shared.layers import he_init
+from shared.layers import ResBlock, he_init
 from shared.weights import HalfWeights, load_half
 
 
@@ -30,6 +30,7 @@ class Encoder(nn.Module):
                 layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             else:  # strided conv halves the side (ceil), learning its own downsampling
                 layers += [nn.Conv2d(prev, width, 3, stride=2, padding=1), nn.ReLU()]
+                layers += [ResBlock(width) for _ in range(config.blocks)]
             prev = width
         self.features = nn.Sequential(*layers)
         c, h, w = config.feature_shape

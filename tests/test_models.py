@@ -5,6 +5,7 @@ from shared.autoencoder import Autoencoder, count_parameters
 from shared.config import PRESETS, ModelConfig, preset
 from shared.decoder import Decoder
 from shared.encoder import Encoder
+from shared.layers import ResBlock
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -38,12 +39,48 @@ def test_compact_family(code_size, widths):
     assert config.code_numel == code_size
 
 
-@pytest.mark.parametrize("loss", ["bce", "mse", "l1"])
+@pytest.mark.parametrize("loss", ["bce", "mse", "l1", "psnr"])
 def test_losses_give_gradients(loss):
     model = Autoencoder(preset("compact16").with_(loss=loss))
     x = torch.rand(4, 1, 28, 28)
     model.loss(x, x).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_psnr_loss_is_minus_mean_per_image_psnr():
+    from shared.autoencoder import reconstruction_loss
+
+    target = torch.zeros(2, 1, 28, 28)
+    recon = torch.full_like(target, 0.1)
+    recon[1] = 0.01  # per-image MSE 1e-2 and 1e-4: PSNR 20 and 40 dB, mean 30
+    loss = reconstruction_loss(torch.logit(recon), target, "psnr")
+    assert -10 * loss.item() / torch.log(torch.tensor(10.0)).item() == pytest.approx(30.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind,extra", [("compact", {}), ("rd", {"lmbda": 0.01}),
+                                        ("rd", {"lmbda": 0.01, "latent": "positional", "code_size": 4})])
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_residual_blocks_keep_shapes_and_start_as_identity(kind, extra, blocks):
+    plain = ModelConfig("plain", kind=kind, widths=(8, 16), **extra)
+    deep = plain.with_(blocks=blocks)
+    torch.manual_seed(0)
+    a = Autoencoder(plain)
+    torch.manual_seed(0)
+    b = Autoencoder(deep)
+    assert count_parameters(b) == count_parameters(a) + blocks * 2 * 2 * sum(9 * w * w + w for w in (8, 16))
+    x = torch.rand(2, 1, 28, 28)
+    assert Encoder(deep)(x).shape == (2, *deep.code_shape)
+    assert Decoder(deep)(Encoder(deep)(x)).shape == (2, 1, 28, 28)
+    blocks_found = [m for m in b.modules() if isinstance(m, ResBlock)]
+    assert len(blocks_found) == 2 * 2 * blocks  # two stages, encoder and decoder
+    for block in blocks_found:  # a new block passes its input through unchanged
+        h = torch.randn(2, block.conv1.in_channels, 7, 7)
+        assert torch.equal(block(h), h)
+
+
+def test_blocks_leave_older_configs_json_alone():
+    assert "blocks" not in preset("compact32").to_json()
+    assert '"blocks":1' in preset("compact32").with_(blocks=1).to_json()
 
 
 def test_config_json_round_trip():
@@ -53,7 +90,7 @@ def test_config_json_round_trip():
 
 @pytest.mark.parametrize("bad", [
     dict(kind="other"), dict(loss="huber"), dict(code_size=0), dict(widths=()),
-    dict(kind="seed", widths=(8, 8, 8)), dict(noise=-1.0),
+    dict(kind="seed", widths=(8, 8, 8)), dict(noise=-1.0), dict(blocks=-1), dict(kind="seed", blocks=1),
 ])
 def test_bad_configs_rejected(bad):
     with pytest.raises(ValueError):

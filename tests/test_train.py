@@ -73,6 +73,22 @@ def test_cli_train_with_tuned_hyperparameters(tmp_path, data_dir, capsys):
     assert "epoch=1" in capsys.readouterr().out
 
 
+def test_cli_train_rd_with_blocks_and_psnr_loss(tmp_path, data_dir):
+    from shared.evaluate import load_pair, transmit
+
+    code = main(["train", "--preset", "rd64", "--widths", "8,16", "--code-size", "4", "--blocks", "1",
+                 "--loss", "psnr", "--lmbda", "1.0", "--epochs", "1", "--train-subset", "256",
+                 "--test-subset", "64", "--out", str(tmp_path), "--data-dir", str(data_dir), "--no-progress"])
+    assert code == 0
+    encoder, decoder, meta = load_pair(tmp_path)
+    assert (meta.config.blocks, meta.config.loss, meta.config.latent) == (1, "psnr", "positional")
+    images = torch.rand(3, 1, 28, 28)
+    recon, codes = transmit(encoder, decoder, images)
+    assert recon.shape == images.shape and len(codes) == 3
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[0]["val_loss"] < 0  # ln of a per-image MSE under 1, plus a small rate term
+
+
 def test_cosine_schedule_ends_at_zero_and_resumes(tmp_path, data_dir):
     from shared.train import load_images
 

@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--name", help="model name (default: the preset's)")
     p.add_argument("--code-size", type=int, help="latent dimensions (compact models)")
     p.add_argument("--widths", type=int_list, help="channels per stage, e.g. 32,64,128 (depth = count)")
+    p.add_argument("--blocks", type=int, help="residual blocks per stage, in encoder and decoder")
     p.add_argument("--loss", choices=LOSSES)
     p.add_argument("--noise", type=float, help="train to denoise inputs with this Gaussian sigma")
     p.add_argument("--lmbda", type=float, help="rd models: loss = distortion + LMBDA * bits, per image")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.train import TrainOptions, train
 
     config = preset(args.preset).with_(
-        name=args.name, code_size=args.code_size, widths=args.widths, loss=args.loss, noise=args.noise,
+        name=args.name, code_size=args.code_size, widths=args.widths, blocks=args.blocks, loss=args.loss, noise=args.noise,
         lmbda=args.lmbda, latent=args.latent,
     )
     opts = TrainOptions(
