@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from shared import wire
-from shared.evaluate import PCA, load_pair, model_dirs, score, transmit, wire_bytes
+from shared.evaluate import PCA, load_pair, model_dirs, score, transmit
 
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 50, 70, 90)
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 70, 90)
@@ -93,7 +93,7 @@ def model_points(folder: Path, target: torch.Tensor) -> list[Point]:
     if config.entropy_coded:
         recon, codes = transmit(encoder, decoder, target)
         info = torch.cat([encoder.entropy.information_bits(encoder(x)) for x in target.split(1000)])
-        return [scored("rd", config.name, recon, target, wire_bytes(codes), info.mean().item() / 8)]
+        return [scored("rd", config.name, recon, target, wire.wire_bytes(codes), info.mean().item() / 8)]
     if config.kind != "compact" or config.noise:  # the seed's code is larger than the image: no
         return []  # codec; a denoiser is made for noisy inputs, its clean-input point would mislead
     latents = torch.cat([encoder(x) for x in target.split(1000)]).numpy()
@@ -108,11 +108,10 @@ def pca_points(train: torch.Tensor, target: torch.Tensor, sizes: list[int]) -> l
     points = []
     for k in sizes:
         pca = PCA(train, k)
-        scores = ((target.flatten(1).double() - pca.mean) @ pca.components).float().numpy()  # (N, k)
+        scores = pca.encode(target).float().numpy()  # (N, k)
         as_u8, u8_bytes = u8_round_trip(scores)
         for family, values, size in (("PCA f32", scores, 4 * k), ("PCA u8", as_u8, u8_bytes)):
-            flat = torch.from_numpy(values).double() @ pca.components.T + pca.mean
-            recon = flat.float().reshape(target.shape).clamp(0.0, 1.0)
+            recon = pca.decode(torch.from_numpy(values), target.shape)
             points.append(scored(family, f"k{k}", recon, target, [size]))
     return points
 

@@ -250,7 +250,10 @@ def _per_value(coder: list[Table], positions: int) -> list[Table]:
 def compress(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) -> list[bytes]:
     """(N, C, *spatial) float latents -> N codes, each standing alone; values are rounded around the
     medians and coded channel-major (a spatial channel's positions share its table)."""
-    coder, medians = coder_tables(tables)
+    return _compress(latents, *coder_tables(tables))
+
+
+def _compress(latents: torch.Tensor, coder: list[Table], medians: torch.Tensor) -> list[bytes]:
     if latents.dim() < 2 or latents.shape[1] != len(coder):
         raise ValueError(f"expected (N, {len(coder)}, ...) latents, got {tuple(latents.shape)}")
     y = latents.detach().to(torch.float32).cpu()
@@ -267,7 +270,11 @@ def decompress(codes: Sequence[bytes], tables: Mapping[str, torch.Tensor],
                shape: int | Sequence[int]) -> torch.Tensor:
     """N codes -> (N, *shape) float32 dequantised latents, shape = C or (C, *spatial); CodeError names
     the first bad code."""
-    coder, medians = coder_tables(tables)
+    return _decompress(codes, *coder_tables(tables), shape)
+
+
+def _decompress(codes: Sequence[bytes], coder: list[Table], medians: torch.Tensor,
+                shape: int | Sequence[int]) -> torch.Tensor:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if shape[0] != len(coder):
         raise ValueError(f"the tables are for {len(coder)} channels, not {shape[0]}")
@@ -326,13 +333,24 @@ class EntropyTables(nn.Module):
         self.register_buffer("cdf_length", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("offset", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("medians", torch.zeros(channels, dtype=torch.float32))
+        self._coder: tuple[tuple, tuple[list[Table], torch.Tensor]] | None = None
 
     def tables(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_KEYS}
 
+    def coder(self) -> tuple[list[Table], torch.Tensor]:
+        """The buffers as the coder's tables and medians, converted once and kept while the buffers stay
+        as they are: converting 784 tables takes ~5 ms, all of a one-image request's coding time.
+        Keyed on each buffer's identity and in-place version, so load_state_dict or load_tables
+        (both copy into the buffers) make it convert again."""
+        key = tuple((id(t), t._version) for t in self.tables().values())
+        if self._coder is None or self._coder[0] != key:
+            self._coder = (key, coder_tables(self.tables()))
+        return self._coder[1]
+
     def check(self) -> None:
         """Raise ValueError unless the buffers hold valid tables (all zeros until build_tables)."""
-        coder_tables(self.tables())
+        self.coder()
 
     def load_tables(self, tables: Mapping[str, torch.Tensor]) -> None:
         coder_tables(tables)  # refuse bad tables before touching ours
@@ -350,10 +368,10 @@ class EntropyTables(nn.Module):
         return latents.reshape(len(latents), self.channels, self.positions)
 
     def compress(self, latents: torch.Tensor) -> list[bytes]:
-        return compress(self._view(latents), self.tables())
+        return _compress(self._view(latents), *self.coder())
 
     def decompress(self, codes: Sequence[bytes]) -> torch.Tensor:
-        y = decompress(codes, self.tables(), (self.channels, self.positions))
+        y = _decompress(codes, *self.coder(), (self.channels, self.positions))
         return y.reshape(len(y), *self.shape)
 
     def information_bits(self, latents: torch.Tensor) -> torch.Tensor:

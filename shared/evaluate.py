@@ -17,7 +17,7 @@ from pytorch_msssim import ssim
 from shared.data import add_noise
 from shared.decoder import load_decoder
 from shared.encoder import load_encoder
-from shared.wire import varint_size
+from shared.wire import wire_bytes
 
 FLOAT_BYTES = 4  # codes travel as float32
 MAX_PSNR = 100.0  # a perfect image would be infinite dB; cap it so means stay finite
@@ -81,11 +81,6 @@ def reconstruct(encoder, decoder, inputs: torch.Tensor, batch: int = 1000) -> to
     return transmit(encoder, decoder, inputs, batch)[0]
 
 
-def wire_bytes(codes: list[bytes]) -> list[int]:
-    """Bytes each variable-length code takes on the wire: itself and its varint length."""
-    return [varint_size(len(c)) + len(c) for c in codes]
-
-
 class PCA:
     """PCA fitted on training images; codes are the top-k component scores."""
 
@@ -97,10 +92,17 @@ class PCA:
         self.components = vecs[:, -k:].flip(1)  # (784, k), largest first
         self.k = k
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 1, 28, 28) -> their k component scores (N, k), float64."""
+        return (x.flatten(1).double() - self.mean) @ self.components
+
+    def decode(self, scores: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Scores (N, k) -> images of `shape` in [0, 1]."""
+        recon = scores.double() @ self.components.T + self.mean
+        return recon.float().reshape(shape).clamp(0.0, 1.0)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.flatten(1).double() - self.mean
-        recon = (flat @ self.components) @ self.components.T + self.mean
-        return recon.float().reshape(x.shape).clamp(0.0, 1.0)
+        return self.decode(self.encode(x), x.shape)
 
 
 def model_dirs(root: Path) -> list[Path]:

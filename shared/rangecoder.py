@@ -201,9 +201,7 @@ def encode_values(values: Sequence[int], tables: Sequence[Table]) -> bytes:
             if not VALUE_MIN <= value <= VALUE_MAX:
                 raise ValueError(f"value {value} is outside int32 and cannot be coded")
             enc.encode(cdf[escape], cdf[escape + 1] - cdf[escape], bits)
-            # Outside values interleave by distance: below -> 0, 2, 4...; above -> 1, 3, 5...
-            e = 2 * (offset - 1 - value) if s < 0 else 2 * (s - escape) + 1
-            _encode_gamma(enc, e + 1)
+            _encode_gamma(enc, _escape_distance(s, escape) + 1)
     return enc.finish()
 
 
@@ -224,6 +222,12 @@ def decode_values(data: bytes, tables: Sequence[Table]) -> list[int]:
         values.append(value)
     dec.finish()
     return values
+
+
+def _escape_distance(s: int, escape: int) -> int:
+    """How far symbol s (value - offset) lies outside the support [0, escape), interleaved by side:
+    below -> 0, 2, 4...; above -> 1, 3, 5... (decode_values inverts it)."""
+    return 2 * (-1 - s) if s < 0 else 2 * (s - escape) + 1
 
 
 def _encode_gamma(enc: RangeEncoder, n: int) -> None:
@@ -285,8 +289,7 @@ def ideal_bits(values: Sequence[int], tables: Sequence[Table]) -> float:
     for value, (cdf, offset, precision) in zip(values, tables, strict=True):
         s, escape = value - offset, len(cdf) - 2
         if not 0 <= s < escape:
-            e = 2 * (offset - 1 - value) if s < 0 else 2 * (s - escape) + 1
-            bits += 2 * (e + 1).bit_length() - 1
+            bits += 2 * (_escape_distance(s, escape) + 1).bit_length() - 1
             s = escape
         bits += precision - math.log2(cdf[s + 1] - cdf[s])
     return bits

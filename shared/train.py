@@ -26,7 +26,7 @@ from shared.data import add_noise, dataset, load_split, to_tensor
 from shared.entropy import rate_bits
 from shared.figure import save_figure
 from shared.weights import save_halves
-from shared.wire import varint_size
+from shared.wire import wire_bytes
 
 CHECKPOINT = "checkpoint.pt"
 # The rd prior is a tiny network that starts ten quantization steps wide (FactorizedPrior's init_scale);
@@ -190,7 +190,7 @@ class Trainer:
             bits += batch_bits
             mse += per_image.sum().item()
             psnr += (10 * torch.log10(1.0 / per_image.clamp_min(1e-10))).sum().item()
-            code_bytes += sum(varint_size(len(c)) + len(c) for c in self.model.encoder.entropy.compress(y))
+            code_bytes += sum(wire_bytes(self.model.encoder.entropy.compress(y)))
         n = len(test)
         return {"val_loss": loss / n, "val_mse": mse / n,
                 "val_psnr_of_mean_mse": 10 * torch.log10(torch.tensor(n / mse)).item(),

@@ -40,7 +40,7 @@ import binascii
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,7 +170,7 @@ class Codes:
     def framed_lengths(self) -> list[int]:
         """Bytes each code takes in the binary form's body: the code, and its varint when variable."""
         if FORMATS[self.format].variable:
-            return [varint_size(len(p)) + len(p) for p in self.payloads]
+            return wire_bytes(self.payloads)
         return [len(p) for p in self.payloads]
 
     def __len__(self) -> int:
@@ -226,6 +226,11 @@ def varint(n: int) -> bytes:
 
 def varint_size(n: int) -> int:
     return max(1, -(-n.bit_length() // 7))
+
+
+def wire_bytes(codes: Sequence[bytes]) -> list[int]:
+    """Bytes each variable-length code takes on the wire: itself and its varint length."""
+    return [varint_size(len(c)) + len(c) for c in codes]
 
 
 def read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:

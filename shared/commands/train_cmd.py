@@ -41,14 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from shared.train import TrainOptions, train
 
     config = preset(args.preset).with_(
-        name=args.name, code_size=args.code_size, widths=args.widths, blocks=args.blocks, loss=args.loss, noise=args.noise,
-        lmbda=args.lmbda, latent=args.latent,
+        name=args.name, code_size=args.code_size, widths=args.widths, blocks=args.blocks, loss=args.loss,
+        noise=args.noise, lmbda=args.lmbda, latent=args.latent,
     )
     opts = TrainOptions(
         out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once, train_subset=args.train_subset,
-        test_subset=args.test_subset, data_dir=args.data_dir, dataset=args.dataset,
-        resume=args.resume, threads=args.threads, progress=args.progress,
+        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once,
+        train_subset=args.train_subset, test_subset=args.test_subset, data_dir=args.data_dir,
+        dataset=args.dataset, resume=args.resume, threads=args.threads, progress=args.progress,
     )
     train(config, opts)
     return 0

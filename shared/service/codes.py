@@ -14,7 +14,8 @@ from shared.rangecoder import CodeError
 from shared.service.problems import Problem
 from shared.service.runtime import HalfRuntime
 
-ENTROPY_CODED = ["rc"]  # formats that need the model's tables
+# variable-length formats are the entropy-coded ones (rc): they need the model's tables
+ENTROPY_CODED = [name for name, f in wire.FORMATS.items() if f.variable]
 FIXED = [name for name, f in wire.FORMATS.items() if not f.variable]
 VARIABLE = "variable"  # what bytes_per_code says of a variable-length format
 
