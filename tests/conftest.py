@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shared.data import find_file, load_split, resolve_data_dir, to_tensor
+from aelink.data.datasets import find_file, load_split, resolve_data_dir, to_tensor
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "weights"

@@ -1,1 +1,1 @@
-"""The receiver: holds only the decoder half; codes in, images out. Never imports shared.encoder."""
+"""The receiver: holds only the decoder half; codes in, images out. Never imports shared.codec.encoder."""

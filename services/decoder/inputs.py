@@ -6,7 +6,7 @@ import numpy as np
 from fastapi import Request
 
 from services.decoder.schemas import DecodeRequest
-from shared import wire
+from shared.codec import wire
 from shared.service.codes import to_latents
 from shared.service.negotiate import content_type, unsupported
 from shared.service.problems import Problem, parse_json

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.decoder import api
 from services.decoder.settings import DecoderSettings
-from shared.decoder import load_decoder
+from shared.codec.decoder import load_decoder
 from shared.service.app import build_app
 from shared.service.runtime import HalfSpec
 from shared.service.serve import serve

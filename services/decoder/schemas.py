@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.wire import CodesJSON
+from shared.codec.wire import CodesJSON
 
 
 class DecodeRequest(CodesJSON):

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.encoder.inputs import read_images
 from services.encoder.schemas import EncodeRequest, EncodeResponse
-from shared import wire
+from shared.codec import wire
 from shared.service.codes import check_format, to_codes
 from shared.service.negotiate import choose
 from shared.service.openapi import BINARY, binary_response, request_body

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.encoder import api
 from services.encoder.settings import EncoderSettings
-from shared.encoder import load_encoder
+from shared.codec.encoder import load_encoder
 from shared.service.app import build_app
 from shared.service.runtime import HalfSpec
 from shared.service.serve import serve

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from shared.wire import CodesJSON
+from shared.codec.wire import CodesJSON
 
 PIXELS_SCHEMA = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"},
                                                                     "minItems": 28, "maxItems": 28},

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from shared import __version__
+from shared.codec.weights import WeightsError
 from shared.service import health, info, metrics
 from shared.service.auth import require_token
 from shared.service.limits import BodyLimitMiddleware
@@ -18,7 +19,6 @@ from shared.service.openapi import problems_as_problem_json
 from shared.service.problems import install_problem_handlers
 from shared.service.runtime import HalfRuntime, HalfSpec
 from shared.service.settings import ServiceSettings
-from shared.weights import WeightsError
 
 log = logging.getLogger("aelink.service")
 

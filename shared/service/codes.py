@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared import wire
-from shared.config import ModelConfig
-from shared.rangecoder import CodeError
+from shared.codec import wire
+from shared.codec.config import ModelConfig
+from shared.codec.rangecoder import CodeError
 from shared.service.problems import Problem
 from shared.service.runtime import HalfRuntime
 

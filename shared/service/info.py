@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from safetensors import safe_open
 
-from shared import wire
-from shared.config import ModelConfig
+from shared.codec import wire
+from shared.codec.config import ModelConfig
+from shared.codec.weights import FORMAT
 from shared.service.codes import bytes_per_code, formats
 from shared.service.problems import problem_responses
-from shared.weights import FORMAT
 
 router = APIRouter(tags=["model"], responses=problem_responses(401))
 

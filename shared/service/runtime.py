@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.config import ModelConfig
-from shared.weights import HalfWeights
+from shared.codec.config import ModelConfig
+from shared.codec.weights import HalfWeights
 
 log = logging.getLogger("aelink.service")
 WARMUP_BATCHES = (1, 16)  # the first call of each new shape is slow; pay it before turning ready

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from service_helpers import TOKEN
 
-from shared.client import LocalService
-from shared.data import load_split
+from aelink.client import LocalService
+from aelink.data.datasets import load_split
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "weights"
@@ -52,7 +52,7 @@ class Services:
         self.decoder = LocalService("decoder", env=service_env("decoder", weights_dir))
         # Started through `aelink serve`, so the CLI entry point is exercised too.
         self.guarded = LocalService("encoder", env=service_env("encoder", weights_dir, TOKEN=TOKEN),
-                                    command=[sys.executable, "-m", "shared.cli", "serve", "encoder"])
+                                    command=[sys.executable, "-m", "aelink.cli", "serve", "encoder"])
         self.all = [self.encoder, self.decoder, self.guarded]
 
 

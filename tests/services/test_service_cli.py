@@ -18,13 +18,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 def aelink(*args) -> subprocess.CompletedProcess:
     """The real command line, in a process of its own (the demo starts and stops services)."""
-    return subprocess.run([sys.executable, "-m", "shared.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aelink.cli", *map(str, args)], capture_output=True, text=True,
                           timeout=100)
 
 
 def aelink_here(capsys, *args) -> subprocess.CompletedProcess:
     """The same entry point in this process: `send` starts nothing, so a new interpreter buys nothing."""
-    from shared.cli import main
+    from aelink.cli import main
 
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()

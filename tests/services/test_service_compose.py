@@ -1,17 +1,17 @@
-"""docker-compose.yml and the Dockerfiles, checked statically (Docker does not run on the test machines):
+"""docker-compose.yml and the Dockerfiles, read statically (tests/services/test_service_image.py runs them):
 the services, their ports, health checks on /readyz, settings, and which weights each image gets."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
+from dockerfile import DOCKERFILE, instructions, read_image
 
 from services.decoder.settings import DecoderSettings
 from services.encoder.settings import EncoderSettings
-from shared.config import PRESETS
+from shared.codec.config import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 HALVES = {"encoder": ("8001", EncoderSettings), "decoder": ("8002", DecoderSettings)}
@@ -22,18 +22,14 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def instructions(dockerfile: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
-    rows = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return [(row.split(None, 1)[0].upper(), row.split(None, 1)[1] if " " in row else "") for row in rows]
-
-
-def test_compose_has_the_two_services_and_the_demo(compose):
-    assert set(compose["services"]) == {"encoder", "decoder", "demo"}
-    for name, svc in compose["services"].items():
-        dockerfile = ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]
-        assert dockerfile == ROOT / "services" / name / "Dockerfile" and dockerfile.is_file()
+def test_compose_builds_both_halves_from_one_dockerfile(compose):
+    assert {"encoder", "decoder", "demo"} <= set(compose["services"])
+    for half in HALVES:
+        build = compose["services"][half]["build"]
+        assert ROOT / build["context"] / build["dockerfile"] == DOCKERFILE
+        assert build["args"] == {"HALF": half}
+    demo = compose["services"]["demo"]["build"]
+    assert ROOT / demo["context"] / demo["dockerfile"] == ROOT / "services" / "demo" / "Dockerfile"
 
 
 @pytest.mark.parametrize("half", HALVES)
@@ -41,8 +37,7 @@ def test_each_service_publishes_its_port_and_checks_readyz(compose, half):
     port, settings = HALVES[half]
     svc = compose["services"][half]
     assert svc["ports"] == [f"{port}:{port}"]
-    check = " ".join(svc["healthcheck"]["test"])
-    assert f"127.0.0.1:{port}/readyz" in check
+    assert svc["healthcheck"]["test"] == ["CMD", "python", "-m", "services", "healthcheck"]
     assert {"interval", "timeout", "retries", "start_period"} <= set(svc["healthcheck"])
     prefix = f"AELINK_{half.upper()}_"
     for key in svc["environment"]:  # every variable is a real setting of this service
@@ -50,33 +45,35 @@ def test_each_service_publishes_its_port_and_checks_readyz(compose, half):
 
 
 @pytest.mark.parametrize("half", HALVES)
-def test_each_image_holds_only_its_own_half_of_the_weights(half):
-    port, _ = HALVES[half]
-    steps = instructions(ROOT / "services" / half / "Dockerfile")
-    copies = [args for op, args in steps if op in ("COPY", "ADD")]
-    weights = [args.split() for args in copies if "weights" in args]
-    # rd presets join the images when their weights are committed (issue 4 trains them later):
-    # a COPY of a missing file would fail the build
+def test_each_image_runs_its_own_half_with_the_settings_it_needs(half):
+    port, settings = HALVES[half]
+    image = read_image(half)
+    assert image.env["AELINK_HALF"] == half and image.env[f"AELINK_{half.upper()}_HOST"] == "0.0.0.0"
+    for key in image.env:  # every service variable is a real setting of a service
+        if key.startswith("AELINK_") and key != "AELINK_HALF":
+            owner = HALVES[key.split("_")[1].lower()][1]
+            assert key.split("_", 2)[2].lower() in owner.model_fields, key
+    assert settings().port == int(port)  # the port compose publishes is the service's own default
+    assert image.cmd == ["python", "-m", "services"]
+    assert image.healthcheck == ["python", "-m", "services", "healthcheck"]
+    # rd presets join the images when their weights are committed: a COPY of a missing file fails the build
     shipped = [m for m, c in PRESETS.items() if c.kind != "rd" or (ROOT / "weights" / m).is_dir()]
-    assert sorted(src for src, _ in weights) == sorted(f"weights/{m}/{half}.safetensors" for m in shipped)
-    assert all(dst == f"weights/{src.split('/')[1]}/" for src, dst in weights)  # folders kept, not flattened
-    for args in copies:  # nothing copies the whole tree or the whole weights folder
-        assert args.split()[0] not in (".", "weights", "weights/", "./weights"), args
-    env = " ".join(args for op, args in steps if op == "ENV")
-    assert f"AELINK_{half.upper()}_WEIGHTS_DIR=/app/weights" in env and f"AELINK_{half.upper()}_PORT={port}" in env
-    assert f"AELINK_{half.upper()}_HOST=0.0.0.0" in env
-    assert ("EXPOSE", port) in steps
-    assert any(op == "HEALTHCHECK" and f"{port}/readyz" in args for op, args in steps)
-    assert steps[-1] == ("CMD", f'["python", "-m", "services.{half}"]')
+    weights = sorted(p for p in image.files if "/weights/" in p)
+    assert weights == sorted(f"/app/weights/{m}/{half}.safetensors" for m in shipped)
 
 
-@pytest.mark.parametrize("name", ["encoder", "decoder", "demo"])
-def test_torch_cpu_is_installed_first(name):
-    steps = instructions(ROOT / "services" / name / "Dockerfile")
-    pip = [args for op, args in steps if op == "RUN" and "pip install" in args]
-    assert pip[0] == "pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}"
+def test_the_dockerfile_takes_a_base_image_and_refuses_a_missing_half():
+    steps = instructions(DOCKERFILE)
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim") and steps[1] == ("FROM", "${BASE_IMAGE}")
+    assert ("ARG", "HALF") in steps
+    assert any(op == "RUN" and "encoder|decoder" in args and "exit 1" in args for op, args in steps)
     assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu") in steps
-    assert pip[1:] == ["pip install ."]
+
+
+def test_the_demo_image_installs_torch_cpu_first():
+    steps = instructions(ROOT / "services" / "demo" / "Dockerfile")
+    pip = [args for op, args in steps if op == "RUN" and "pip install" in args]
+    assert pip == ["pip install torch==2.13.0 --index-url ${TORCH_INDEX_URL}", "pip install ."]
 
 
 def test_the_demo_waits_for_both_and_holds_no_weights(compose):
@@ -94,11 +91,3 @@ def test_dockerignore_keeps_the_context_small_but_keeps_the_weights():
                if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "runs", "data", "out"} <= ignored
     assert not any(line.rstrip("/") in ("weights", "weights/*", "**/*.safetensors") for line in ignored)
-
-
-@pytest.mark.parametrize("half, other", [("encoder", "decoder"), ("decoder", "encoder")])
-def test_each_image_holds_only_its_own_service_code(half, other):
-    copies = [args for op, args in instructions(ROOT / "services" / half / "Dockerfile") if op == "COPY"]
-    sources = [src for args in copies for src in args.split()[:-1]]
-    assert f"services/{half}" in sources
-    assert not any(src in ("services", ".", f"services/{other}") for src in sources)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from service_helpers import OCTET, TOKEN, assert_problem, b64, encode_raw, png
 
-from shared import wire
+from shared.codec import wire
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 JSON_TYPE = {"Content-Type": "application/json"}

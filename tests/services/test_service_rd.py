@@ -12,10 +12,10 @@ import pytest
 import torch
 from service_helpers import OCTET, assert_problem, decode_raw, encode_raw
 
-from shared import wire
-from shared.client import LocalService
-from shared.config import ModelConfig
-from shared.train import TrainOptions, train
+from aelink.client import LocalService
+from aelink.training.train import TrainOptions, train
+from shared.codec import wire
+from shared.codec.config import ModelConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 RD = ModelConfig("tiny-rd", kind="rd", code_size=4, widths=(8, 16), loss="mse", lmbda=0.01, latent="spatial")
@@ -74,7 +74,7 @@ def test_model_info_offers_rc_first(rd_enc, rd_dec):
 
 @pytest.mark.parametrize("binary", [False, True], ids=["JSON codes", "binary codes"])
 def test_rc_round_trip_matches_the_halves_locally(rd_enc, rd_dec, rd_weights, digits, binary):
-    from shared.evaluate import load_pair, transmit
+    from aelink.measure.evaluate import load_pair, transmit
 
     r = encode_raw(rd_enc, digits[:20], fmt="rc", binary=binary)
     if binary:
@@ -163,7 +163,7 @@ def test_damaged_codes_get_a_clear_4xx(rd_dec, rc, make, status, words):
 
 
 def test_corruption_is_caught_or_decodes_to_some_image(rd_dec, rc):
-    """A flipped bit is caught about nine times in ten (shared.rangecoder); never a 500."""
+    """A flipped bit is caught about nine times in ten (shared.codec.rangecoder); never a 500."""
     statuses = []
     for i, payload in enumerate(rc.payloads):
         bad = bytes([payload[0] ^ 0x40]) + payload[1:]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from service_helpers import OCTET, b64, decode_raw, encode_raw, png
 
-from shared import wire
+from shared.codec import wire
 from shared.service.images import psnr
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -99,8 +99,8 @@ def test_services_compute_what_the_halves_compute_locally(enc, dec, digits, weig
     """The f32 path is lossless: HTTP round trip == local encoder then decoder (to the uint8 rounding)."""
     import torch
 
-    from shared.decoder import load_decoder
-    from shared.encoder import load_encoder
+    from shared.codec.decoder import load_decoder
+    from shared.codec.encoder import load_encoder
 
     e, _ = load_encoder(weights_dir / "compact32" / "encoder.safetensors")
     d, _ = load_decoder(weights_dir / "compact32" / "decoder.safetensors")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from service_helpers import OCTET, assert_problem
 
+from aelink.client import LocalService, free_port
 from services.decoder.settings import DecoderSettings
 from services.encoder.settings import EncoderSettings
-from shared.client import LocalService, free_port
 from shared.service.settings import SettingsError, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -99,7 +99,7 @@ def test_corrupt_weights_fail_the_app_start_up(weights_dir, tmp_path, half, case
     import asyncio
     import importlib
 
-    from shared.weights import WeightsError
+    from shared.codec.weights import WeightsError
 
     make, words = IN_PROCESS_CASES[case]
     make(weights_dir / "compact32", tmp_path / "compact32", half)

@@ -1,0 +1,54 @@
+"""`aelink`: the command-line tool. Each subcommand lives in its own module; this file only wires."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared import __version__
+
+TRAIN_EXTRA = {"tqdm", "pytorch_msssim", "matplotlib"}  # pyproject's `train` extra, by module name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from aelink.commands import (
+        bench_cmd,
+        card_cmd,
+        data_cmd,
+        demo_cmd,
+        eval_cmd,
+        export_cmd,
+        send_cmd,
+        serve_cmd,
+        train_cmd,
+    )
+
+    parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
+    parser.add_argument("--version", action="version", version=f"aelink {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, bench_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except ModuleNotFoundError as e:
+        if e.name not in TRAIN_EXTRA:
+            raise
+        # the base install is what serving needs; training, evaluation and benchmarks are an extra
+        print(f"aelink {args.command}: needs {e.name}, from the train extra: pip install 'aelink[train]'",
+              file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:  # our errors are ValueErrors that name the file and problem
+        print(f"aelink {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""`aelink train`: train a preset (optionally with its hyperparameters changed) into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aelink.commands.common import add_data_args, int_list
+from shared.codec.config import LATENTS, LOSSES, PRESETS, preset
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train an autoencoder", description=__doc__)
+    p.add_argument("--preset", default="compact32", choices=sorted(PRESETS))
+    p.add_argument("--name", help="model name (default: the preset's)")
+    p.add_argument("--code-size", type=int, help="latent dimensions (compact models)")
+    p.add_argument("--widths", type=int_list, help="channels per stage, e.g. 32,64,128 (depth = count)")
+    p.add_argument("--blocks", type=int, help="residual blocks per stage, in encoder and decoder")
+    p.add_argument("--loss", choices=LOSSES)
+    p.add_argument("--noise", type=float, help="train to denoise inputs with this Gaussian sigma")
+    p.add_argument("--lmbda", type=float, help="rd models: loss = distortion + LMBDA * bits, per image")
+    p.add_argument("--latent", choices=LATENTS, help="rd models: a vector latent or a spatial map")
+    p.add_argument("--noise-once", action="store_true", help="draw the training noise once, not per batch")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                   help="constant (the spec) or cosine decay to 0 over the run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-subset", type=int, help="use only the first N training images")
+    p.add_argument("--test-subset", type=int, help="validate on only the first N test images")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    add_data_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aelink.training.train import TrainOptions, train
+
+    config = preset(args.preset).with_(
+        name=args.name, code_size=args.code_size, widths=args.widths, blocks=args.blocks, loss=args.loss,
+        noise=args.noise, lmbda=args.lmbda, latent=args.latent,
+    )
+    opts = TrainOptions(
+        out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once,
+        train_subset=args.train_subset, test_subset=args.test_subset, data_dir=args.data_dir,
+        dataset=args.dataset, resume=args.resume, threads=args.threads, progress=args.progress,
+    )
+    train(config, opts)
+    return 0

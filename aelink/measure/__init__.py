@@ -1,0 +1,1 @@
+"""Measuring models: evaluation, the model card, and the benchmarks that print their figures."""

@@ -1,0 +1,96 @@
+"""Encoder and decoder joined for training and evaluation. Services never import this module.
+
+Entropy-coded (rd) models also own the learned prior here, which only training needs: the latent passes
+through it (uniform noise while training, rounding at eval) and its likelihoods give the rate. At
+export, `export_state` turns the prior into integer tables in both halves and leaves its parameters out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aelink.training.prior import FactorizedPrior, build_tables, rate_bits
+from shared.codec.config import ModelConfig
+from shared.codec.decoder import Decoder
+from shared.codec.encoder import Encoder
+
+PRIOR = "prior"  # the state-dict prefix of the prior's parameters: training only, in neither half
+
+
+class Autoencoder(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        if config.entropy_coded:
+            self.prior = FactorizedPrior(config.prior_channels)  # per channel, or per value (see config)
+
+    def latents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The latent the decoder gets, and its likelihoods (rd; None otherwise)."""
+        y = self.encoder(x)  # (N, *code_shape)
+        if not self.config.entropy_coded:
+            return y, None
+        return self.quantize(y)
+
+    def quantize(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents (N, *code_shape) through the prior, with uniform noise while training and rounded at
+        eval exactly as decompress(compress(y)) gives them; and their likelihoods, the same shape."""
+        y_tilde, likelihoods = self.prior(y.reshape(len(y), self.config.prior_channels, -1))  # (N, tables, positions)
+        return y_tilde.reshape(y.shape), likelihoods.reshape(y.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.latents(x)[0])  # (N,1,28,28) -> (N,1,28,28)
+
+    def terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The training objective and its parts: 'loss', 'distortion' (mean per-pixel loss), 'logits',
+        and for rd models 'bits' (per image, from the prior's likelihoods)."""
+        y, likelihoods = self.latents(x)
+        logits = self.decoder.logits(y)
+        distortion = reconstruction_loss(logits, target, self.config.loss)
+        out = {"loss": distortion, "distortion": distortion, "logits": logits}
+        if likelihoods is not None:
+            bits = rate_bits(likelihoods) / len(x)
+            # distortion + lmbda * bits, both per image, divided by the pixels of an image: the same
+            # optimum, and a loss on the same scale as the other kinds'.
+            out["bits"] = bits
+            out["loss"] = distortion + self.config.lmbda * bits / target[0].numel()
+        return out
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training loss of reconstructing `target` from input `x` (noisy when denoising)."""
+        return self.terms(x, target)["loss"]
+
+    @torch.no_grad()
+    def build_tables(self) -> None:
+        """Fill both halves' entropy tables from the prior as it is now (rd models)."""
+        tables = build_tables(self.prior, max_support=self.config.table_support)
+        self.encoder.entropy.load_tables(tables)
+        self.decoder.entropy.load_tables(tables)
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The state both halves are saved from: tables built, the prior's parameters left out."""
+        if self.config.entropy_coded:
+            self.build_tables()
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items()
+                if k.partition(".")[0] != PRIOR}
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "bce":  # on logits: stable where the sigmoid saturates
+        return F.binary_cross_entropy_with_logits(logits, target)
+    recon = torch.sigmoid(logits)
+    if kind == "mse":
+        return F.mse_loss(recon, target)
+    if kind == "l1":
+        return F.l1_loss(recon, target)
+    if kind == "psnr":  # mean PSNR is judged per image: easy digits' dB count as much as hard ones'
+        per_image = (recon - target).pow(2).flatten(1).mean(1)  # (N,)
+        return per_image.clamp_min(1e-10).log().mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
