@@ -3,6 +3,7 @@ Kubernetes schemas offline (kubernetes-validate), and says what the services nee
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -165,7 +166,8 @@ def test_the_token_comes_from_a_secret_and_the_model_from_a_configmap(objects, h
     secrets = [d for (k, _), d in objects.items() if k == "Secret"]
     if secrets:  # only dev generates one, with an obvious value; prod expects a Secret made by hand
         (secret,) = secrets
-        assert secret["metadata"]["name"] == ref["name"] and half in secret["data"]
+        assert secret["metadata"]["name"] == ref["name"]
+        assert base64.b64decode(secret["data"][half]).decode().startswith("dev-"), "an obvious dev value"
         assert one(objects, "Namespace")["metadata"]["name"].endswith("-dev")
     else:
         assert ref["name"] == "aelink-tokens"
