@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,7 +37,7 @@ class Drain:
         self._signalled = False  # set inside the signal handler; `draining` is set on the event loop
 
     @contextlib.contextmanager
-    def on_sigterm(self) -> Any:
+    def on_sigterm(self) -> Iterator[None]:
         """While inside, SIGTERM starts a drain and reaches the server's own handler only after it."""
         server_handler = signal.getsignal(signal.SIGTERM)
         # Only the main thread receives signals; a server run in a thread (some tests) or with no
