@@ -104,7 +104,9 @@ class LocalService:
         self.command = command or [sys.executable, "-m", f"services.{half}"]  # `--host/--port` follow
         self.url = f"http://127.0.0.1:{self.port}"
         base = os.environ if inherit_env else {}  # False: exactly `env`, as a container image would run it
-        self.env = {**base, f"AELINK_{half.upper()}_THREADS": "1", **(env or {})}
+        # No drain on stop: nothing routes traffic to a local process that a pause would let finish.
+        prefix = f"AELINK_{half.upper()}_"
+        self.env = {**base, f"{prefix}THREADS": "1", f"{prefix}SHUTDOWN_DRAIN_SECONDS": "0", **(env or {})}
         self.log = Path(tempfile.mkstemp(prefix=f"aelink-{half}-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared import __version__
 from shared.codec.weights import WeightsError
-from shared.service import health, info, metrics
+from shared.service import health, info, metrics, shutdown
 from shared.service.auth import require_token
 from shared.service.limits import BodyLimitMiddleware
 from shared.service.openapi import problems_as_problem_json
@@ -60,4 +60,5 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
     app.include_router(info.router, prefix="/v1", dependencies=guarded)
     for router in routers:
         app.include_router(router, prefix="/v1", dependencies=guarded)
+    shutdown.install(app, settings.shutdown_drain_seconds)  # SIGTERM: /readyz 503, drain, then stop
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from shared.service import shutdown
 from shared.service.problems import Problem, problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -23,6 +24,8 @@ def healthz() -> Health:
 @router.get("/readyz", response_model=Health, responses=problem_responses(503))
 def readyz(request: Request) -> Health:
     """Weights loaded, verified and warmed up; 503 before that (and while shutting down)."""
+    if shutdown.draining(request.app):
+        raise Problem(503, "not-ready", "shutting down", headers={"Retry-After": "1"})
     runtime = request.app.state.runtime
     if not runtime.ready:
         raise Problem(503, "not-ready", runtime.not_ready_reason, headers={"Retry-After": "1"})

@@ -39,7 +39,8 @@ def serve(settings_cls: type[ServiceSettings], create_app: Callable[[ServiceSett
     logging.basicConfig(level=settings.log_level.upper().replace("TRACE", "DEBUG"),
                         format="%(levelname)s:     %(name)s: %(message)s")
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level=settings.log_level, server_header=False)
+                            log_level=settings.log_level, server_header=False,
+                            timeout_graceful_shutdown=settings.shutdown_timeout_seconds)
     logging.getLogger("uvicorn.error").addFilter(_drop_weights_traceback)  # after Config set up logging
     server = uvicorn.Server(config)
     server.run()

@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     token: SecretStr | None = Field(None, description="when set, /v1/* require 'Authorization: Bearer <token>'")
     threads: int = Field(1, ge=1, le=64, description="torch CPU threads for inference")
     log_level: str = Field("info", pattern=r"^(critical|error|warning|info|debug|trace)$")
+    shutdown_drain_seconds: float = Field(
+        1.0, ge=0, le=300, description="on SIGTERM, /readyz says 503 and requests are still served this long")
+    shutdown_timeout_seconds: float = Field(
+        8.0, ge=0, le=3600, description="then in-flight requests get this long to finish before they are cut")
 
     @field_validator("token")
     @classmethod
