@@ -70,8 +70,10 @@ def compress(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) -> list[
 
 
 def _compress(latents: torch.Tensor, coder: BatchCoder) -> list[bytes]:
-    """q = round(y - median) in float32 (as FactorizedPrior.forward rounds), coded: the kernel does both."""
-    return coder.compress(latents.detach().to(torch.float32).cpu().numpy())
+    """q = round(y - median) in float32 (as FactorizedPrior.forward rounds), coded: the kernel does both,
+    and reads the latents as (N, values) whatever their shape."""
+    y = latents.detach()
+    return coder.compress((y if y.dtype == torch.float32 else y.float()).cpu().numpy())  # no-ops cost too
 
 
 def decompress(codes: Sequence[bytes], tables: Mapping[str, torch.Tensor],
@@ -175,15 +177,15 @@ class EntropyTables(nn.Module):
         for k in TABLE_KEYS:
             getattr(self, k).copy_(tables[k])
 
-    def _view(self, latents: torch.Tensor) -> torch.Tensor:
-        """(N, *shape) -> (N, channels, positions)"""
+    def _view(self, latents: torch.Tensor, reshape: bool = True) -> torch.Tensor:
+        """(N, *shape) -> (N, channels, positions), or unchanged but checked"""
         if tuple(latents.shape[1:]) != self.shape:
             raise ValueError(f"expected (N, {', '.join(map(str, self.shape))}) latents, got {tuple(latents.shape)}")
-        return latents.reshape(len(latents), self.channels, self.positions)
+        return latents.reshape(len(latents), self.channels, self.positions) if reshape else latents
 
     def compress(self, latents: torch.Tensor) -> list[bytes]:
         """(N, *shape) latents -> N codes, one coding pass for the batch."""
-        return _compress(self._view(latents), self.coder())
+        return _compress(self._view(latents, reshape=False), self.coder())
 
     def decompress(self, codes: Sequence[bytes]) -> torch.Tensor:
         """N codes -> (N, *shape) latents; CodeError names the first bad code."""
