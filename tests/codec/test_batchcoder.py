@@ -100,6 +100,15 @@ def test_carries_same_bytes(monkeypatch):
     assert BatchCoder(tables).encode(np.array(messages, dtype=np.int64)) == want
 
 
+def test_longest_codes_fit():
+    """Every value escaped as far as int32 reaches (16 + 65 bits each): the output buffer's bound holds."""
+    tables = [rc.Table((0, 65535, 65536), rc.VALUE_MAX - 1, 16), rc.Table((0, 65535, 65536), rc.VALUE_MIN, 16)] * 392
+    values = [rc.VALUE_MIN, rc.VALUE_MAX] * 392
+    codes = BatchCoder(tables).encode(np.array([values, values[::-1]], dtype=np.int64))
+    assert codes == [rc.encode_values(values, tables), rc.encode_values(values[::-1], tables)]
+    assert 10 * len(values) < len(codes[0]) <= 11 * len(values) + 8
+
+
 @pytest.mark.parametrize("value", [rc.VALUE_MAX + 1, rc.VALUE_MIN - 1])
 def test_values_outside_int32_refused(value):
     with pytest.raises(ValueError, match=f"value {value} is outside int32"):
