@@ -1,6 +1,8 @@
 """The compiled coder against the reference: the same bytes, the same refusals, on random and real tables."""
 
 import random
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -205,3 +207,23 @@ def test_threads_share_a_coder(real):
     for t in threads:
         t.join()
     assert got == [want] * 4
+
+
+NO_CACHE = """
+import numba.core.caching as caching
+caching.CacheImpl._locator_classes = []  # as in an image whose user can write nowhere
+import numpy as np
+from shared.codec import rangecoder as rc
+from shared.codec.batchcoder import BatchCoder
+coder = BatchCoder([rc.make_table([0.5, 0.25], 0)] * 3, 1, np.zeros(3, np.float32))
+codes = coder.compress(np.array([[0, 1, 7]], np.float32))
+assert codes == [rc.encode_values([0, 1, 7], [rc.make_table([0.5, 0.25], 0)] * 3)]
+print(coder.decompress(codes)[0].tolist())
+"""
+
+
+def test_compiles_without_a_cache_directory():
+    """Where numba may write no cache (a read-only image, no home), the kernels compile in the process."""
+    out = subprocess.run([sys.executable, "-c", NO_CACHE], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[2], check=True)
+    assert out.stdout.strip() == "[[0.0, 1.0, 7.0]]"
