@@ -1,10 +1,13 @@
 """`python -m aelink.measure.coder_bench`: the range coder's overhead, speed and damage detection on
-realistic tables, and a prior fitted to synthetic latents coded end to end (`--prior`)."""
+realistic tables, a prior fitted to synthetic latents coded end to end (`--prior`), and the shipped rd
+models' real codes, old coder against new (`--models rd10 rd16 rd64`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import random
 import time
 from bisect import bisect_right
@@ -12,7 +15,10 @@ from collections.abc import Sequence
 
 import torch
 
+from aelink.data.datasets import load_split, to_tensor
 from aelink.training.prior import FactorizedPrior, build_tables, fit_prior, rate_bits
+from shared.codec.batchcoder import BatchCoder
+from shared.codec.encoder import load_encoder
 from shared.codec.rangecoder import (
     MAX_PRECISION,
     CodeError,
@@ -22,7 +28,7 @@ from shared.codec.rangecoder import (
     escape_distance,
     make_table,
 )
-from shared.codec.tables import compress, decompress
+from shared.codec.tables import coder_tables, compress, decompress
 
 
 def realistic_tables(rng: random.Random, count: int, bits: int = MAX_PRECISION) -> list[Table]:
@@ -66,8 +72,8 @@ def ideal_bits(values: Sequence[int], tables: Sequence[Table]) -> float:
     return bits
 
 
-def detection_rates(rng: random.Random, codes: list[bytes], tables: list[Table]) -> dict[str, float]:
-    """How often each kind of damage is caught (raises CodeError) rather than decoding silently."""
+def damaged(rng: random.Random, codes: list[bytes]) -> dict[str, list[bytes]]:
+    """Each kind of damage done once to each (non-empty) code."""
     damages = {
         "truncated by 1 byte": lambda c: c[:-1],
         "truncated by half": lambda c: c[: len(c) // 2],
@@ -75,20 +81,21 @@ def detection_rates(rng: random.Random, codes: list[bytes], tables: list[Table])
         "1 bit flipped": lambda c: _flip(c, rng.randrange(8 * len(c))),
         "1 byte replaced": lambda c: _replace(rng, c),
     }
-    rates = {}
-    for name, damage in damages.items():
-        caught = tried = 0
-        for code in codes:
-            if not code:
-                continue
-            bad = damage(code)
-            tried += 1
-            try:
-                decode_values(bad, tables)
-            except CodeError:
-                caught += 1
-        rates[name] = caught / max(tried, 1)
-    return rates
+    return {name: [damage(c) for c in codes if c] for name, damage in damages.items()}
+
+
+def _refused(code: bytes, tables: list[Table]) -> bool:
+    try:
+        decode_values(code, tables)
+    except CodeError:
+        return True
+    return False
+
+
+def detection_rates(rng: random.Random, codes: list[bytes], tables: list[Table]) -> dict[str, float]:
+    """How often each kind of damage is caught (raises CodeError) rather than decoding silently."""
+    return {name: sum(_refused(c, tables) for c in bad) / max(len(bad), 1)
+            for name, bad in damaged(rng, codes).items()}
 
 
 def _flip(code: bytes, bit: int) -> bytes:
@@ -166,6 +173,77 @@ def prior_end_to_end(args: argparse.Namespace) -> None:
     print(f"compress {t3 - t2:.2f} s, decompress {t4 - t3:.2f} s for {len(codes)} codes of {args.symbols}")
 
 
+def _us_per_code(fn, batches: list, repeats: int = 5) -> float:
+    """CPU microseconds per code, this thread's (other processes on a busy machine do not count): each
+    batch's best of `repeats` calls."""
+    best = [math.inf] * len(batches)
+    for _ in range(repeats):
+        for i, batch in enumerate(batches):
+            t0 = time.thread_time()
+            fn(batch)
+            best[i] = min(best[i], time.thread_time() - t0)
+    return sum(best) / sum(map(len, batches)) * 1e6
+
+
+def models(args: argparse.Namespace) -> None:
+    """Shipped rd models on real test digits: the reference coder (how shared.codec.tables coded until
+    the compiled one) against shared.codec.batchcoder, through EntropyTables as the services call it."""
+    torch.set_num_threads(1)
+    images = to_tensor(load_split("test", args.data_dir)[0][: args.images])
+    report: dict = {"images": len(images), "load_average": os.getloadavg()[0], "models": {}}
+    print(f"{len(images)} MNIST test digits; CPU time of this thread per code, best of 5;"
+          f" load average {report['load_average']:.1f}")
+    for name in args.models:
+        encoder, _ = load_encoder(os.path.join(args.weights, name, "encoder.safetensors"))
+        with torch.no_grad():
+            latents = encoder(images)
+        entropy = encoder.entropy
+        per_channel, medians = coder_tables(entropy.tables())
+        tables, m = [t for t in per_channel for _ in range(entropy.positions)], medians.view(1, -1, 1)
+
+        def old_compress(y, tables=tables, m=m, c=entropy.channels):
+            q = torch.round(y.reshape(len(y), c, -1) - m).flatten(1).to(torch.int64).tolist()
+            return [encode_values(row, tables) for row in q]
+
+        def old_decompress(codes, tables=tables, m=m, c=entropy.channels, shape=entropy.shape):
+            q = torch.tensor([decode_values(code, tables) for code in codes], dtype=torch.int64)
+            return (q.view(len(q), c, -1).to(torch.float32) + m).view(len(q), *shape)
+
+        codes = entropy.compress(latents)
+        if codes != old_compress(latents) or not torch.equal(entropy.decompress(codes), old_decompress(codes)):
+            raise AssertionError(f"{name}: the coders disagree")
+        row = report["models"][name] = {"bytes_old": sum(map(len, old_compress(latents))) / len(codes),
+                                        "bytes_new": sum(map(len, codes)) / len(codes),
+                                        "information_bytes": float(entropy.information_bits(latents).mean()) / 8}
+        for n in args.batch:
+            chunks = [(latents[i:i + n], codes[i:i + n]) for i in range(0, len(codes), n)]
+            old = chunks[: max(1, args.old_codes // n)]  # the reference is slow: fewer codes
+            row[f"batch {n}"] = {
+                "encode_us": [_us_per_code(old_compress, [y for y, _ in old]),
+                              _us_per_code(entropy.compress, [y for y, _ in chunks])],
+                "decode_us": [_us_per_code(old_decompress, [c for _, c in old]),
+                              _us_per_code(entropy.decompress, [c for _, c in chunks])]}
+        coder, bad = BatchCoder(tables), damaged(random.Random(args.seed), codes[: args.damaged])
+        row["detected"] = {kind: [sum(_refused(c, tables) for c in d) / len(d),
+                                  sum(e is not None for e in coder.decode(d)[1]) / len(d)] for kind, d in bad.items()}
+        _print_model(name, row)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+def _print_model(name: str, row: dict) -> None:
+    print(f"{name}: bytes/code {row['bytes_old']:.3f} old, {row['bytes_new']:.3f} new"
+          f" (information {row['information_bytes']:.3f})")
+    for key, t in row.items():
+        if key.startswith("batch"):
+            (eo, en), (do, dn) = t["encode_us"], t["decode_us"]
+            print(f"  {key:>8}: encode {eo:8.1f} -> {en:6.2f} us/code ({eo / en:5.1f}x);"
+                  f" decode {do:8.1f} -> {dn:6.2f} us/code ({do / dn:5.1f}x)")
+    for kind, (old, new) in row["detected"].items():
+        print(f"  detected {old:6.1%} old, {new:6.1%} new: {kind}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m aelink.measure.coder_bench", description=__doc__.split("\n")[0])
     p.add_argument("--messages", type=int, default=10_000, help="codes to make")
@@ -173,8 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prior", action="store_true", help="fit a prior to synthetic latents and code them instead")
     p.add_argument("--steps", type=int, default=300, help="with --prior: the prior's fitting steps")
+    p.add_argument("--models", nargs="+", help="shipped rd models to measure, old coder against new, instead")
+    p.add_argument("--weights", default="weights", help="with --models: the folder of the model folders")
+    p.add_argument("--data-dir", help="with --models: MNIST (default: AELINK_DATA_DIR or ./data/mnist)")
+    p.add_argument("--images", type=int, default=2048, help="with --models: test digits to code")
+    p.add_argument("--batch", type=int, nargs="+", default=[64, 1], help="with --models: batch sizes")
+    p.add_argument("--old-codes", type=int, default=256, help="with --models: codes to time the old coder on")
+    p.add_argument("--damaged", type=int, default=1000, help="with --models: codes to damage, each way")
+    p.add_argument("--json", help="with --models: also write the figures here")
     args = p.parse_args(argv)
-    (prior_end_to_end if args.prior else coder)(args)
+    (models if args.models else prior_end_to_end if args.prior else coder)(args)
     return 0
 
 

@@ -15,6 +15,10 @@ they must with no redundancy to spare (measured rates: `python -m aelink.measure
 On top of the coder, `encode_values`/`decode_values` code one integer per table: a table covers a
 support [offset, offset + L) plus a last *escape* symbol; a value outside the support is sent as the
 escape followed by an Elias-gamma code in raw (bypass) bits, so any int32 value is codable.
+
+This module is the format's reference, kept for reading and for tests; the services code with its
+compiled twin, shared.codec.batchcoder, which writes the same bytes and refuses the same codes with
+the same messages (MESSAGES, below), a whole batch per call and many times faster.
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ _MAX_GAMMA_ZEROS = 40  # an int32 escape needs at most 34; more zeros can only c
 
 class CodeError(ValueError):
     """A code cannot be decoded: truncated, corrupt, or not made with these tables."""
+
+
+# Why a decoder refuses a code, by kind (shared.codec.batchcoder reports the same kinds); {} is a detail.
+EMPTY, TRUNCATED, OUTSIDE, LEFT_OVER, BAD_END, LONG_GAMMA, NOT_INT32 = range(1, 8)
+MESSAGES = {
+    EMPTY: "empty code: every code has at least one byte",
+    TRUNCATED: "truncated or corrupt code: its symbols run past its end",
+    OUTSIDE: "corrupt code: it points outside the coding interval",
+    LEFT_OVER: "corrupt code: {} byte(s) left over",
+    BAD_END: "corrupt code: it does not end the way the encoder ends a code",
+    LONG_GAMMA: "corrupt code: an escaped value longer than any int32",
+    NOT_INT32: "corrupt code: escaped value {} is outside int32",
+}
 
 
 class RangeEncoder:
@@ -80,7 +97,7 @@ class RangeDecoder:
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
         if not self._data:
-            raise CodeError("empty code: every code has at least one byte")
+            raise CodeError(MESSAGES[EMPTY])
         self._pos = 4  # bytes read so far, counting the zeros read past the end
         self._code = int.from_bytes(self._data[:4].ljust(4, b"\0"), "big")  # value - low, < range
         self._range = _TOP
@@ -89,7 +106,7 @@ class RangeDecoder:
         data, pos, code = self._data, self._pos, self._code
         while rng < _BOTTOM:
             if pos >= len(data) + PADDING:  # a valid code ends before the decoder needs this byte
-                raise CodeError("truncated or corrupt code: its symbols run past its end")
+                raise CodeError(MESSAGES[TRUNCATED])
             code = (code << 8) | (data[pos] if pos < len(data) else 0)
             pos += 1
             rng <<= 8
@@ -100,7 +117,7 @@ class RangeDecoder:
         r = self._range >> bits
         v = self._code // r
         if v >= cdf[-1]:  # the encoder never points into the unused top of the range
-            raise CodeError("corrupt code: it points outside the coding interval")
+            raise CodeError(MESSAGES[OUTSIDE])
         s = bisect_right(cdf, v) - 1
         start = cdf[s]
         self._code -= r * start
@@ -115,7 +132,7 @@ class RangeDecoder:
             r = self._range >> n
             v = self._code // r
             if v >> n:
-                raise CodeError("corrupt code: it points outside the coding interval")
+                raise CodeError(MESSAGES[OUTSIDE])
             self._code -= r * v
             self._renormalise(r)
             value = (value << n) | v
@@ -126,9 +143,9 @@ class RangeDecoder:
         decoded: every byte read, the last one being the final one the decoder needed (it then read
         exactly PADDING zeros past the end), and value - low < 2**24 (the smallest such ending)."""
         if self._pos < len(self._data) + PADDING:
-            raise CodeError(f"corrupt code: {len(self._data) + PADDING - self._pos} byte(s) left over")
+            raise CodeError(MESSAGES[LEFT_OVER].format(len(self._data) + PADDING - self._pos))
         if self._code >= _BOTTOM:
-            raise CodeError("corrupt code: it does not end the way the encoder ends a code")
+            raise CodeError(MESSAGES[BAD_END])
 
 
 # ---- tables and values -------------------------------------------------------------------------
@@ -213,7 +230,7 @@ def decode_values(data: bytes, tables: Sequence[Table]) -> list[int]:
         e = _decode_gamma(dec) - 1
         value = offset - 1 - e // 2 if e % 2 == 0 else offset + escape + e // 2
         if not VALUE_MIN <= value <= VALUE_MAX:
-            raise CodeError(f"corrupt code: escaped value {value} is outside int32")
+            raise CodeError(MESSAGES[NOT_INT32].format(value))
         values.append(value)
     dec.finish()
     return values
@@ -242,5 +259,5 @@ def _decode_gamma(dec: RangeDecoder) -> int:
     while dec.decode_bits(1) == 0:  # zeros past the end of data would go on forever: bound them
         width += 1
         if width > _MAX_GAMMA_ZEROS:
-            raise CodeError("corrupt code: an escaped value longer than any int32")
+            raise CodeError(MESSAGES[LONG_GAMMA])
     return (1 << width) | dec.decode_bits(width)

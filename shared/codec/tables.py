@@ -6,6 +6,7 @@ no header, no length (the wire format frames it); at least one byte, on average 
 the information. Channel c's value q = round(y - median) is coded with its table: symbol q - offset if
 q is in the support, else the escape symbol and then an Elias-gamma code of its distance past the
 support in raw bits (see shared.codec.rangecoder, which also says which damage the decoder detects).
+The coding itself runs in shared.codec.batchcoder: one compiled pass per batch, the reference's bytes.
 
 Quantisation follows CompressAI: q = round(y - median) per channel, dequantised as q + median; the
 float32 medians travel with the tables and round(y - m) + m is the same IEEE arithmetic everywhere.
@@ -21,7 +22,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from shared.codec.rangecoder import CodeError, Table, decode_values, encode_values
+from shared.codec.batchcoder import BatchCoder
+from shared.codec.rangecoder import CodeError, Table
 
 MAX_SUPPORT = 512  # symbols per channel table; values beyond it are escaped (fixed: buffers' shapes)
 TABLE_KEYS = ("cdf", "cdf_length", "offset", "medians")
@@ -58,53 +60,46 @@ def _centred(medians: torch.Tensor, ndim: int) -> torch.Tensor:
     return medians.view(1, -1, *[1] * (ndim - 2))
 
 
-def _per_value(coder: list[Table], positions: int) -> list[Table]:
-    """One table per coded value, channel-major: channel 0 at every position, then channel 1, ..."""
-    return [table for table in coder for _ in range(positions)]
-
-
 def compress(latents: torch.Tensor, tables: Mapping[str, torch.Tensor]) -> list[bytes]:
     """(N, C, *spatial) float latents -> N codes, each standing alone; values are rounded around the
     medians and coded channel-major (a spatial channel's positions share its table)."""
-    return _compress(latents, *coder_tables(tables))
-
-
-def _compress(latents: torch.Tensor, coder: list[Table], medians: torch.Tensor) -> list[bytes]:
+    coder, medians = coder_tables(tables)
     if latents.dim() < 2 or latents.shape[1] != len(coder):
         raise ValueError(f"expected (N, {len(coder)}, ...) latents, got {tuple(latents.shape)}")
-    y = latents.detach().to(torch.float32).cpu()
-    if not torch.isfinite(y).all():
-        raise ValueError("latents must be finite")
-    q = torch.round(y - _centred(medians, y.dim()))  # integers as float32, as in FactorizedPrior.forward
-    if q.numel() and q.abs().max() > 2**31:
-        raise ValueError("a latent is too large to code: |round(y - median)| must fit int32")
-    order = _per_value(coder, math.prod(y.shape[2:]))
-    return [encode_values(row, order) for row in q.flatten(1).to(torch.int64).tolist()]
+    return _compress(latents, BatchCoder(coder, math.prod(latents.shape[2:]), medians.numpy()))
+
+
+def _compress(latents: torch.Tensor, coder: BatchCoder) -> list[bytes]:
+    """q = round(y - median) in float32 (as FactorizedPrior.forward rounds), coded: the kernel does both,
+    and reads the latents as (N, values) whatever their shape."""
+    y = latents.detach()
+    return coder.compress((y if y.dtype == torch.float32 else y.float()).cpu().numpy())  # no-ops cost too
 
 
 def decompress(codes: Sequence[bytes], tables: Mapping[str, torch.Tensor],
                shape: int | Sequence[int]) -> torch.Tensor:
     """N codes -> (N, *shape) float32 dequantised latents, shape = C or (C, *spatial); CodeError names
     the first bad code."""
-    return _decompress(codes, *coder_tables(tables), shape)
-
-
-def _decompress(codes: Sequence[bytes], coder: list[Table], medians: torch.Tensor,
-                shape: int | Sequence[int]) -> torch.Tensor:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    coder, medians = coder_tables(tables)
     if shape[0] != len(coder):
         raise ValueError(f"the tables are for {len(coder)} channels, not {shape[0]}")
-    order = _per_value(coder, math.prod(shape[1:]))
-    rows = []
-    for i, code in enumerate(codes):
-        if not isinstance(code, bytes | bytearray | memoryview):  # bytes(5) would be five zeros
-            raise TypeError(f"code {i} is {type(code).__name__}, not bytes")
-        try:
-            rows.append(decode_values(code, order))
-        except CodeError as e:
-            raise CodeError(f"code {i}: {e}") from None
-    q = torch.tensor(rows, dtype=torch.int64).reshape(len(rows), *shape)
-    return q.to(torch.float32) + _centred(medians, len(shape) + 1)
+    y, errors = _decompress(codes, BatchCoder(coder, math.prod(shape[1:]), medians.numpy()), shape)
+    _raise_first(errors)
+    return y
+
+
+def _decompress(codes: Sequence[bytes], coder: BatchCoder, shape: tuple[int, ...]
+                ) -> tuple[torch.Tensor, list[CodeError | None]]:
+    """(latents (N, *shape), per code None or why it does not decode: its row is then junk)."""
+    y, errors = coder.decompress(codes)  # q + median in float32, as FactorizedPrior.forward
+    return torch.from_numpy(y).reshape(len(y), *shape), errors
+
+
+def _raise_first(errors: Sequence[CodeError | None]) -> None:
+    if any(errors):
+        i, e = next((i, e) for i, e in enumerate(errors) if e is not None)
+        raise CodeError(f"code {i}: {e}")
 
 
 @torch.no_grad()
@@ -149,24 +144,29 @@ class EntropyTables(nn.Module):
         self.register_buffer("cdf_length", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("offset", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("medians", torch.zeros(channels, dtype=torch.float32))
-        self._coder: tuple[tuple, tuple[list[Table], torch.Tensor]] | None = None
+        self._coder: tuple[tuple, BatchCoder] | None = None
 
     def tables(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in TABLE_KEYS}
 
-    def coder(self) -> tuple[list[Table], torch.Tensor]:
-        """The buffers as the coder's tables and medians, converted once and kept while the buffers stay
-        as they are: converting 784 tables takes ~5 ms, all of a one-image request's coding time.
+    def coder(self) -> BatchCoder:
+        """The buffers as the coder's packed tables and medians, converted once and kept while the
+        buffers stay as they are: converting 784 tables takes ~16 ms of CPU, far more than coding a batch.
         Keyed on each buffer's identity and in-place version, so load_state_dict or load_tables
         (both copy into the buffers) make it convert again."""
-        key = tuple((id(t), t._version) for t in self.tables().values())
+        key = tuple((id(t), t._version) for t in self._buffers.values())  # cheaper than tables()
         if self._coder is None or self._coder[0] != key:
-            self._coder = (key, coder_tables(self.tables()))
+            coder, medians = coder_tables(self.tables())
+            self._coder = (key, BatchCoder(coder, self.positions, medians.numpy()))
         return self._coder[1]
 
     def check(self) -> None:
-        """Raise ValueError unless the buffers hold valid tables (all zeros until build_tables)."""
-        self.coder()
+        """Raise ValueError unless the buffers hold valid tables (all zeros until build_tables) that code
+        and decode a latent; the first check in a process also compiles the coder (see batchcoder)."""
+        zero = torch.zeros(1, self.channels, self.positions)
+        quantised = torch.round(zero - _centred(self.medians, 3)) + _centred(self.medians, 3)
+        if not torch.equal(self.decompress(self.compress(zero.view(1, *self.shape))).view_as(zero), quantised):
+            raise ValueError("the coding tables do not decode what they code")
 
     def load_tables(self, tables: Mapping[str, torch.Tensor]) -> None:
         coder_tables(tables)  # refuse bad tables before touching ours
@@ -177,18 +177,26 @@ class EntropyTables(nn.Module):
         for k in TABLE_KEYS:
             getattr(self, k).copy_(tables[k])
 
-    def _view(self, latents: torch.Tensor) -> torch.Tensor:
-        """(N, *shape) -> (N, channels, positions)"""
+    def _view(self, latents: torch.Tensor, reshape: bool = True) -> torch.Tensor:
+        """(N, *shape) -> (N, channels, positions), or unchanged but checked"""
         if tuple(latents.shape[1:]) != self.shape:
             raise ValueError(f"expected (N, {', '.join(map(str, self.shape))}) latents, got {tuple(latents.shape)}")
-        return latents.reshape(len(latents), self.channels, self.positions)
+        return latents.reshape(len(latents), self.channels, self.positions) if reshape else latents
 
     def compress(self, latents: torch.Tensor) -> list[bytes]:
-        return _compress(self._view(latents), *self.coder())
+        """(N, *shape) latents -> N codes, one coding pass for the batch."""
+        return _compress(self._view(latents, reshape=False), self.coder())
 
     def decompress(self, codes: Sequence[bytes]) -> torch.Tensor:
-        y = _decompress(codes, *self.coder(), (self.channels, self.positions))
-        return y.reshape(len(y), *self.shape)
+        """N codes -> (N, *shape) latents; CodeError names the first bad code."""
+        y, errors = self.decompress_each(codes)
+        _raise_first(errors)
+        return y
+
+    def decompress_each(self, codes: Sequence[bytes]) -> tuple[torch.Tensor, list[CodeError | None]]:
+        """N codes -> ((N, *shape) latents, per code None or the CodeError it gets alone): one pass for
+        a batch whose bad codes must not fail the others (their rows are junk)."""
+        return _decompress(codes, self.coder(), self.shape)
 
     def information_bits(self, latents: torch.Tensor) -> torch.Tensor:
         return information_bits(self._view(latents), self.tables())
