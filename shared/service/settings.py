@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -31,6 +32,8 @@ class ServiceSettings(BaseSettings):
     token: SecretStr | None = Field(None, description="when set, /v1/* require 'Authorization: Bearer <token>'")
     threads: int = Field(1, ge=1, le=64, description="torch CPU threads for inference")
     log_level: str = Field("info", pattern=r"^(critical|error|warning|info|debug|trace)$")
+    cors_origins: str = Field("", description="comma-separated origins whose pages may call /v1/* from a browser"
+                              " (e.g. http://localhost:8080), or *; empty: none (closed)")
 
     @field_validator("token")
     @classmethod
@@ -38,6 +41,18 @@ class ServiceSettings(BaseSettings):
         if v is not None and not v.get_secret_value().strip():
             raise ValueError("must not be empty when set (unset it to turn auth off)")
         return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: str) -> str:
+        for origin in filter(None, (o.strip() for o in v.split(","))):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like http://host:port (no path) or *")
+        return v
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def half_path(self, half: str) -> Path:
         return self.weights_path or self.weights_dir / self.model / f"{half}.safetensors"
