@@ -85,13 +85,12 @@ def to_work_size(img: Image.Image) -> Image.Image:
 def fit_digit(gray: np.ndarray) -> np.ndarray:
     """A grayscale image (H,W) in 0..1, either polarity -> float32 (28,28) in [0,1], MNIST form."""
     a = np.asarray(gray, np.float32)
+    # A 3x3 median first: lone pixels of noise neither decide the polarity nor set the contrast.
+    smooth = np.asarray(Image.fromarray(a, "F").filter(ImageFilter.MedianFilter(3)))
     ground = float(np.median(border(a)))
-    lo, hi = np.percentile(a, [1, 99.9])
-    if ground - lo > hi - ground:  # the ground is nearer the light end: dark ink on light paper
-        a, ground = 1.0 - a, 1.0 - ground
-    d = a - ground
-    # The contrast is the strongest ink after a 3x3 median, so a lone bright pixel does not set it.
-    smooth = np.asarray(Image.fromarray(d, "F").filter(ImageFilter.MedianFilter(3)))
+    if ground - smooth.min() > smooth.max() - ground:  # the ink lies below the ground: dark ink on light paper
+        a, smooth, ground = 1.0 - a, 1.0 - smooth, 1.0 - ground
+    d, smooth = a - ground, smooth - ground
     contrast = float(smooth.max())
     ring = border(d)
     noise = 1.4826 * float(np.median(np.abs(ring - np.median(ring))))

@@ -79,9 +79,11 @@ def image_to_pixels(data: bytes, where: str = "image", fit: str = "auto",
             gray = _gray(img, kind)
     except ImageError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # Pillow's own cap, at open
+        raise ImageTooLarge(f"{where} has more pixels than this service decodes ({e})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{where} is not a readable {kind} (truncated or corrupt)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{where} is not a readable {kind} ({e})") from None
     try:
         fitted = fit_digit(gray)
