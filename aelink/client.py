@@ -243,6 +243,8 @@ def format_summary(s: dict) -> str:
         f" {s['code_bytes']:g} per code plus the header)",
         f"ratio:             the codes are {s['ratio']:.2f}x smaller than the PNGs",
         f"PSNR:              mean {s['psnr_mean_db']:.2f} dB (min {s['psnr_min_db']:.2f}, max {s['psnr_max_db']:.2f})",
+        *([f"fitted to MNIST form by the sender: {fits} of {s['images']} (scored against the 28x28 it encoded)"]
+          if (fits := sum(i.get("fitted", False) for i in s["per_image"])) else []),
     ])
 
 
