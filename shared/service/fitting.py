@@ -108,9 +108,10 @@ def fit_digit(gray: np.ndarray) -> np.ndarray:
     # Only ink near the kept components counts: specks are gone from the picture as from the box.
     near = np.asarray(Image.fromarray(kept.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
     ink = (ink * near).astype(np.float32)
-    # One area-averaged resample straight into 28x28: the box's longer side becomes 20 pixels and the
-    # centre of mass lands on pixel 14 exactly (MNIST shifted by whole pixels; sub-pixel keeps nearby
-    # inputs giving nearby outputs).
+    # One resample straight into 28x28: the box's longer side becomes 20 pixels and the centre of mass lands
+    # on pixel 14 exactly (MNIST shifted by whole pixels; sub-pixel keeps nearby inputs giving nearby
+    # outputs). Shrinking by 2 or more, pixels are area-averaged (the anti-aliasing MNIST's grey levels
+    # come from); otherwise interpolated, since a box filter turns into nearest-neighbour near scale 1.
     scale = BOX / max(y1 - y0, x1 - x0)
     total = ink.sum()
     cy = float((ink.sum(1) * np.arange(ink.shape[0])).sum() / total) + 0.5  # continuous coordinates
@@ -119,7 +120,8 @@ def fit_digit(gray: np.ndarray) -> np.ndarray:
     top, left = cy - (CENTRE + 0.5) / scale, cx - (CENTRE + 0.5) / scale
     pad = int(np.ceil(span)) + 1  # Pillow's resize box must lie inside the image
     padded = Image.fromarray(np.pad(ink, pad), "F")
-    out = padded.resize((SIDE, SIDE), Image.Resampling.BOX,
+    resample = Image.Resampling.BOX if scale <= 0.5 else Image.Resampling.BILINEAR
+    out = padded.resize((SIDE, SIDE), resample,
                         box=(left + pad, top + pad, left + pad + span, top + pad + span))
     out = np.clip(np.asarray(out, np.float32), 0, None)
     return out / out.max()

@@ -21,12 +21,12 @@ LARGE = {  # the digit spans 100 pixels or more: the fitted 28x28 is near the cl
     "light on dark, 200x200": (dict(size=(200, 200)), 25.0),
     "dark on light, 200x200": (dict(size=(200, 200), dark_on_light=True), 25.0),
     "1200x900, shifted up-left": (dict(size=(1200, 900), at=(0.3, 0.35), digit_height=0.4), 25.0),
-    "500x200, far right": (dict(size=(500, 200), at=(0.8, 0.5)), 24.0),
-    "paper noise and specks": (dict(size=(300, 300), dark_on_light=True, noise=12, specks=6), 24.0),
+    "500x200, far right": (dict(size=(500, 200), at=(0.8, 0.5)), 25.0),
+    "paper noise and specks": (dict(size=(300, 300), dark_on_light=True, noise=12, specks=6), 25.0),
 }
 SMALL = {  # about 30 pixels of digit: detail is lost before fitting, so the band is lower
-    "40x40": (dict(size=(40, 40)), 16.0),
-    "small digit in a noisy 800x600": (dict(size=(800, 600), digit_height=0.12, dark_on_light=True, noise=5), 16.0),
+    "40x40": (dict(size=(40, 40)), 18.0),
+    "small digit in a noisy 800x600": (dict(size=(800, 600), digit_height=0.12, dark_on_light=True, noise=5), 18.0),
 }
 REFS = {(d, a): mnist_form(glyph(d, a)) for d in range(10) for a in (0, 6)}
 
@@ -52,7 +52,7 @@ def test_fitted_digit_is_near_its_mnist_form_rendering(name, angle, fmt):
         # Nearer its own digit's rendering than any other digit's: the band cannot pass by accident.
         others = max(psnr(out, REFS[d, angle]) for d in range(10) if d != digit)
         assert own > others + 1.0, f"digit {digit}: {own:.1f} dB, another digit {others:.1f} dB"
-    assert np.mean(scores) >= least + 3
+    assert np.mean(scores) >= least + 2.5
 
 
 def test_centre_of_mass_at_14_and_box_of_20():
