@@ -2,9 +2,9 @@
 
 MNIST's recipe: light ink on a dark ground, the digit's bounding box scaled (aspect kept, anti-aliased)
 to fit a 20x20 box, placed in 28x28 with its centre of mass at the centre. Photographs and scans add
-what MNIST never had, so the ink is found relative to the ground: the ground is the border's median,
-the ink whatever stands out from it by a share of the contrast, and small specks are left out of the
-box.
+what MNIST never had, so the ink is found relative to the ground: the ground is a smooth surface fitted
+to the border (paper, shaded or not), the ink whatever stands out from it by a share of the contrast,
+and small specks are left out of the box.
 """
 
 from __future__ import annotations
@@ -82,15 +82,37 @@ def to_work_size(img: Image.Image) -> Image.Image:
     return img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BOX)
 
 
+def ground_surface(a: np.ndarray) -> np.ndarray:
+    """The paper's level at every pixel: a quadratic surface fitted to the border, so that light falling
+    off across a photographed page is not taken for ink. Border pixels far off the fit (ink touching
+    the edge) are dropped and the fit repeated."""
+    h, w = a.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = 2 * yy / max(h - 1, 1) - 1, 2 * xx / max(w - 1, 1) - 1
+    terms = np.stack([np.ones_like(xx), xx, yy, xx * xx, yy * yy, xx * yy], axis=-1)
+    ring = np.zeros((h, w), bool)
+    k = max(1, round(min(h, w) * 0.04))
+    ring[:k], ring[-k:], ring[:, :k], ring[:, -k:] = True, True, True, True
+    design, values = terms[ring], a[ring]
+    keep = np.ones(len(values), bool)
+    for _ in range(3):
+        kept = design[keep].astype(np.float64)  # normal equations: a 6x6 solve, cheaper than lstsq here
+        coef = np.linalg.solve(kept.T @ kept + 1e-9 * np.eye(6), kept.T @ values[keep])
+        resid = values - design @ coef
+        spread = 1.4826 * float(np.median(np.abs(resid[keep]))) + 1e-3
+        keep = np.abs(resid) < 3 * spread
+    return (terms @ coef.astype(np.float32)).astype(np.float32)
+
+
 def fit_digit(gray: np.ndarray) -> np.ndarray:
     """A grayscale image (H,W) in 0..1, either polarity -> float32 (28,28) in [0,1], MNIST form."""
     a = np.asarray(gray, np.float32)
     # A 3x3 median first: lone pixels of noise neither decide the polarity nor set the contrast.
     smooth = np.asarray(Image.fromarray(a, "F").filter(ImageFilter.MedianFilter(3)))
-    ground = float(np.median(border(a)))
-    if ground - smooth.min() > smooth.max() - ground:  # the ink lies below the ground: dark ink on light paper
-        a, smooth, ground = 1.0 - a, 1.0 - smooth, 1.0 - ground
+    ground = ground_surface(a)
     d, smooth = a - ground, smooth - ground
+    if -smooth.min() > smooth.max():  # the ink lies below the ground: dark ink on light paper
+        d, smooth = -d, -smooth
     contrast = float(smooth.max())
     ring = border(d)
     noise = 1.4826 * float(np.median(np.abs(ring - np.median(ring))))

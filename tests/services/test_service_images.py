@@ -74,6 +74,16 @@ def test_specks_far_away_do_not_move_the_box():
     assert psnr(fitted(dusty, "PNG"), fitted(clean, "PNG")) > 40
 
 
+def test_light_falling_off_across_the_page_is_not_ink():
+    yy, xx = np.mgrid[0:300, 0:400]
+    shade = 90 * (xx / 400) ** 1.5 + 27 * ((yy - 150) / 150) ** 2  # paper from 225 down to about 110
+    for digit in (0, 4, 7):
+        px = photo(glyph(digit), size=(400, 300), dark_on_light=True, noise=4, seed=digit).astype(np.float32)
+        shaded = np.clip(px - shade * px / 225, 0, 255).astype(np.uint8)
+        out = fitted(shaded, "JPEG")
+        assert psnr(out, REFS[digit, 0]) > 22, digit
+
+
 def test_blank_and_flat_images_are_refused():
     for pixels in (np.full((100, 100), 200, np.uint8),
                    np.random.default_rng(0).normal(128, 20, (100, 100)).clip(0, 255).astype(np.uint8)):
