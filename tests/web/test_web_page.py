@@ -146,6 +146,23 @@ def test_psnr_shown_is_the_receivers_against_the_senders(browser, page_url):
     assert float(page.inner_text("#psnr")) == pytest.approx(10 * np.log10(1 / mse), abs=0.01)
 
 
+def test_a_finger_draws_too(browser, page_url):
+    """Touch events (through the DevTools protocol, as a touch screen sends them) become pointer events."""
+    context = browser.new_context(has_touch=True)
+    page = context.new_page()
+    page.goto(page_url)
+    page.wait_for_function("document.getElementById('model').options.length == 2")
+    box = page.locator("#pad").bounding_box()
+    cdp = context.new_cdp_session(page)
+    stroke = [(box["x"] + 140, box["y"] + y) for y in range(40, 250, 15)]  # a 1, top to bottom
+    for kind, points in [("touchStart", stroke[:1]), *[("touchMove", [p]) for p in stroke[1:]], ("touchEnd", [])]:
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y} for x, y in points]})
+    enc, _ = send(page, 1)
+    sent = pixels(enc["inputs"][0])
+    assert enc["fitted"] == [True] and sent.sum(0).argmax() in range(12, 17)  # a vertical bar in the middle
+    context.close()
+
+
 def test_a_picked_file_is_sent_as_it_is_and_refusals_are_shown(browser, page_url, tmp_path):
     page = browser.new_page()
     page.goto(page_url)
