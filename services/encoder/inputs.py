@@ -1,7 +1,7 @@
-"""Read the images of an encode request, in any of its forms, as float32 (N,28,28) in [0,1] plus, per image,
-whether it was fitted to MNIST form.
+"""Read the images of an encode request, in any of its forms, as float32 (N,28,28) and fitted flags.
 
-The parsing is synchronous (bytes in, arrays out) and runs in a worker thread: decoding and fitting a
+The images are in [0,1]; the flags say, per image, whether it was fitted to MNIST form. The parsing is
+synchronous (bytes in, arrays out) and runs in a worker thread: decoding and fitting a
 large photo takes tens of milliseconds, which the event loop must not wait for.
 """
 
