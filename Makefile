@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 AELINK := $(VENV)/bin/aelink
 PYTHON ?= python3
 
-.PHONY: setup data test demo lint clean
+.PHONY: setup data test demo lint clean chromium
 setup: $(VENV)/.installed data
 
 # torch is pinned and installed first: 2.13.0 is the CPU build on our machines; anything looser
@@ -27,6 +27,14 @@ test: setup
 
 demo: setup
 	$(AELINK) demo
+
+# The browser tests drive Debian's Chromium (never a downloaded one). Installed when missing, as root or
+# with password-less sudo; otherwise those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  elif sudo -n true 2>/dev/null; then sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  else echo "no chromium and no root: the browser tests (tests/web) will skip"; fi; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -21,12 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
         send_cmd,
         serve_cmd,
         train_cmd,
+        web_cmd,
     )
 
     parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
     parser.add_argument("--version", action="version", version=f"aelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, bench_cmd):
+    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, web_cmd, bench_cmd):
         module.register(sub)
     return parser
 

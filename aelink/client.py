@@ -6,6 +6,7 @@ sender's and receiver's work happens in their own processes, and only codes cros
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
@@ -20,9 +21,10 @@ import httpx
 import numpy as np
 
 from shared.codec import wire
-from shared.service.images import ImageError, png_to_pixels, to_uint8
+from shared.service.images import png_to_pixels, sniff, to_uint8
 
 OCTET = "application/octet-stream"
+MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 HALVES = ("encoder", "decoder")
 
 
@@ -69,12 +71,17 @@ class CodecClient:
         client = self.encoder if half == "encoder" else self.decoder
         return _call(client, "GET", "/v1/model").json()
 
-    def encode_pngs(self, pngs: list[tuple[str, bytes]], fmt: str | None = None) -> bytes:
-        """PNG files (name, bytes) -> the binary form of their codes (fmt None: the model's default)."""
-        files = [("file", (name, data, "image/png")) for name, data in pngs]
-        r = _call(self.encoder, "POST", "/v1/encode", params={"format": fmt} if fmt else {}, files=files,
-                  headers={"Accept": OCTET})
-        return r.content
+    def encode_files(self, files: list[tuple[str, bytes]], fmt: str | None = None) -> tuple[bytes, list[bytes], list[bool]]:
+        """Image files (name, bytes), sent as they are -> the binary form of their codes (fmt None: the
+        model's default), the 28x28 PNGs the encoder made them from, and whether each was fitted."""
+        parts = [("file", (name, data, MEDIA[sniff(data) or "PNG"])) for name, data in files]
+        params = {"return_inputs": "true", **({"format": fmt} if fmt else {})}
+        body = _call(self.encoder, "POST", "/v1/encode", params=params, files=parts,
+                     headers={"Accept": "application/json"}).json()
+        # The same codes as the binary answer: only the wire fields, in the form that travels on.
+        codes = wire.to_binary(wire.from_json({k: body[k] for k in ("version", "fingerprint", "format", "shape",
+                                                                    "codes")}))
+        return codes, [base64.b64decode(t) for t in body["inputs"]], body["fitted"]
 
     def decode(self, codes: bytes) -> np.ndarray:
         """The binary form of codes -> uint8 (N,28,28) images."""
@@ -173,6 +180,7 @@ class SendResult:
     code_bytes: float  # one code without the header (on average, with its varint, when variable)
     model: dict
     fmt: str
+    fitted: list[bool] | None = None  # per image: the encoder fitted it to MNIST form
 
     def psnr(self) -> np.ndarray:
         from shared.service.images import psnr
@@ -187,22 +195,22 @@ class SendResult:
             "png_bytes_per_image": sum(self.png_bytes) / n, "wire_bytes_per_image": self.wire_bytes / n,
             "code_bytes": self.code_bytes, "ratio": sum(self.png_bytes) / self.wire_bytes,
             "psnr_mean_db": float(p.mean()), "psnr_min_db": float(p.min()), "psnr_max_db": float(p.max()),
-            "per_image": [{"file": f, "png_bytes": b, "psnr_db": round(float(q), 2)}
-                          for f, b, q in zip(self.names, self.png_bytes, p, strict=True)],
+            "per_image": [{"file": f, "png_bytes": b, "psnr_db": round(float(q), 2), "fitted": fit}
+                          for f, b, q, fit in zip(self.names, self.png_bytes, p, self.fitted or [False] * n,
+                                                  strict=True)],
         }
 
 
-def read_pngs(paths: list[Path]) -> tuple[list[tuple[str, bytes]], np.ndarray]:
-    """The files' bytes and their pixels as uint8 (N,28,28); a bad file raises naming it."""
-    pngs, pixels = [], []
+def read_images(paths: list[Path]) -> list[tuple[str, bytes]]:
+    """The files' names and bytes, as they are: the encoder reads them (and fits them to MNIST form); a
+    file that is not a PNG, JPEG or WebP raises naming it."""
+    files = []
     for path in paths:
         data = Path(path).read_bytes()
-        try:
-            pixels.append(png_to_pixels(data, str(path)))
-        except ImageError as e:
-            raise ValueError(str(e)) from None
-        pngs.append((Path(path).name, data))
-    return pngs, to_uint8(np.stack(pixels))
+        if sniff(data) is None:
+            raise ValueError(f"{path} is not a PNG, JPEG or WebP file")
+        files.append((Path(path).name, data))
+    return files
 
 
 def send(client: CodecClient, paths: list[Path], fmt: str | None = None, batch: int = 256) -> SendResult:
@@ -210,17 +218,22 @@ def send(client: CodecClient, paths: list[Path], fmt: str | None = None, batch: 
     fmt None: the model's default format (rc for entropy-coded models, else f32)."""
     if not paths:
         raise ValueError("no images to send")
-    pngs, originals = read_pngs(paths)
+    files = read_images(paths)
     model = client.model("encoder")
     fmt = fmt or model["formats"][0]
-    recons, wire_bytes, code_bytes = [], 0, []
-    for i in range(0, len(pngs), batch):
-        codes = client.encode_pngs(pngs[i:i + batch], fmt)
+    recons, wire_bytes, code_bytes, inputs, fitted = [], 0, [], [], []
+    for i in range(0, len(files), batch):
+        codes, pngs, fits = client.encode_files(files[i:i + batch], fmt)
         wire_bytes += len(codes)
         code_bytes += wire.from_binary(codes).framed_lengths
         recons.append(client.decode(codes))
-    return SendResult([n for n, _ in pngs], originals, np.concatenate(recons), [len(d) for _, d in pngs],
-                      wire_bytes, sum(code_bytes) / len(code_bytes), model, fmt)
+        inputs += pngs
+        fitted += fits
+    # Scored against what the sender encoded; a 28x28 PNG taken as it is counts its own file's bytes.
+    originals = to_uint8(np.stack([png_to_pixels(p) for p in inputs]))
+    png_bytes = [len(p) if f or sniff(d) != "PNG" else len(d) for (_, d), p, f in zip(files, inputs, fitted, strict=True)]
+    return SendResult([n for n, _ in files], originals, np.concatenate(recons), png_bytes,
+                      wire_bytes, sum(code_bytes) / len(code_bytes), model, fmt, fitted)
 
 
 def format_summary(s: dict) -> str:
@@ -232,6 +245,8 @@ def format_summary(s: dict) -> str:
         f" {s['code_bytes']:g} per code plus the header)",
         f"ratio:             the codes are {s['ratio']:.2f}x smaller than the PNGs",
         f"PSNR:              mean {s['psnr_mean_db']:.2f} dB (min {s['psnr_min_db']:.2f}, max {s['psnr_max_db']:.2f})",
+        *([f"fitted to MNIST form by the sender: {fits} of {s['images']} (scored against the 28x28 it encoded)"]
+          if (fits := sum(i.get("fitted", False) for i in s["per_image"])) else []),
     ])
 
 

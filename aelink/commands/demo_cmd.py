@@ -1,7 +1,8 @@
 """`aelink demo`: start the encoder and decoder services as real uvicorn processes on free loopback
 ports, send a sample of MNIST test digits from the sender to the receiver, write the figure and the
 reconstructions, print the summary, and stop both services. With --encoder and --decoder it uses
-running services instead (as the compose demo container does)."""
+running services instead (as the compose demo container does). With --web it starts a pair per model
+and serves the drawing page for them instead (see `aelink web`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from aelink.commands.common import add_data_args
 from aelink.commands.send_cmd import add_link_args, send_and_report
+from aelink.commands.web_cmd import DEFAULT_MODELS, add_page_args, demo_web
 
 
 def register(sub) -> None:
@@ -24,6 +26,11 @@ def register(sub) -> None:
     p.add_argument("--weights-dir", type=Path, help="weights folder for the local services (default: weights/)")
     add_link_args(p, None, None)
     add_data_args(p)
+    web = p.add_argument_group("the drawing page (--web)")
+    web.add_argument("--web", action="store_true", help="instead: start a pair of services per model of --models"
+                     " and serve the drawing page for them, until Ctrl-C")
+    web.add_argument("--models", default=DEFAULT_MODELS, help=f"models the page offers (default: {DEFAULT_MODELS})")
+    add_page_args(web)
     p.set_defaults(run=run)
 
 
@@ -61,6 +68,8 @@ def local_env(args: argparse.Namespace) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from aelink.client import ServiceError, local_services
 
+    if args.web:
+        return demo_web(args)
     paths = write_sample(args)
     if bool(args.encoder) != bool(args.decoder):
         raise ValueError("give both --encoder and --decoder, or neither to start local services")

@@ -1,5 +1,5 @@
-"""`aelink send`: encode PNG digits on the encoder service, decode the codes on the decoder service,
-write the reconstructions, the figure and a summary (bytes on the wire against the PNGs, PSNR)."""
+"""`aelink send`: encode digit images (PNG, JPEG, WebP) on the encoder service, decode the codes on the
+decoder service, write the reconstructions, the figure and a summary (bytes on the wire, PSNR)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ def add_link_args(p: argparse.ArgumentParser, encoder: str | None, decoder: str 
 
 
 def register(sub) -> None:
-    p = sub.add_parser("send", help="send PNG digits from the encoder service to the decoder service",
+    p = sub.add_parser("send", help="send digit images from the encoder service to the decoder service",
                        description=__doc__)
-    p.add_argument("images", nargs="+", type=Path, help="28x28 grayscale PNG files")
+    p.add_argument("images", nargs="+", type=Path, help="PNG, JPEG or WebP files: 28x28 8-bit ones are sent as they"
+                   " are, others the encoder fits to MNIST form")
     add_link_args(p, "http://127.0.0.1:8001", "http://127.0.0.1:8002")
     p.add_argument("--out", type=Path, default=Path("out/send"), help="output folder (default: out/send)")
     p.set_defaults(run=run)

@@ -1,4 +1,9 @@
-"""Read the images of an encode request, in any of its forms, as float32 (N,28,28) in [0,1]."""
+"""Read the images of an encode request, in any of its forms, as float32 (N,28,28) and fitted flags.
+
+The images are in [0,1]; the flags say, per image, whether it was fitted to MNIST form. The parsing is
+synchronous (bytes in, arrays out) and runs in a worker thread: decoding and fitting a
+large photo takes tens of milliseconds, which the event loop must not wait for.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +12,104 @@ import binascii
 
 import numpy as np
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from services.encoder.schemas import EncodeRequest
-from shared.service.images import ImageError, arrays_to_pixels, png_to_pixels, raw_to_pixels
+from shared.service.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLarge,
+    arrays_to_pixels,
+    image_to_pixels,
+    raw_to_pixels,
+)
 from shared.service.negotiate import content_type, unsupported
 from shared.service.problems import Problem, parse_json
 
-FORMS = ["multipart/form-data", "application/json", "application/octet-stream", "image/png"]
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
+FORMS = ["multipart/form-data", "application/json", "application/octet-stream", *IMAGE_TYPES]
+Parsed = tuple[np.ndarray, list[bool]]  # images (N,28,28) and, per image, whether it was fitted
 
 
 def bad_image(e: ImageError) -> Problem:
+    if isinstance(e, ImageTooLarge):
+        return Problem(413, "image-too-large", str(e))
     return Problem(422, "bad-image", str(e))
 
 
-def _b64_png(text: str, where: str) -> np.ndarray:
+def too_many(n: int, max_images: int) -> Problem:
+    return Problem(413, "too-many-images", f"{n} images; this service takes at most {max_images} per request")
+
+
+def from_files(files: list[tuple[str, bytes]], fit: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS) -> Parsed:
+    """Image files (where, bytes), in order -> the images and their fitted flags."""
+    read = [image_to_pixels(data, where, fit, max_pixels) for where, data in files]
+    if not read:
+        return np.empty((0, 28, 28), np.float32), []
+    return np.stack([p for p, _ in read]).astype(np.float32), [f for _, f in read]
+
+
+def _b64(text: str, where: str) -> bytes:
     try:
-        data = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ImageError(f"{where} is not valid base64") from None
-    return png_to_pixels(data, where)
 
 
-def _from_json(body: bytes) -> np.ndarray:
+def from_json(body: bytes, fit: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
+              max_images: int | None = None) -> Parsed:
     req = parse_json(EncodeRequest, body, "encode request")
     if req.pixels is not None:
-        return arrays_to_pixels(req.pixels)
-    if not req.images:
-        return np.empty((0, 28, 28), np.float32)
-    return np.stack([_b64_png(t, f"images[{i}]") for i, t in enumerate(req.images)])
+        images = arrays_to_pixels(req.pixels)
+        return images, [False] * len(images)
+    if max_images is not None and len(req.images) > max_images:
+        raise too_many(len(req.images), max_images)  # before decoding any of them
+    return from_files([(f"images[{i}]", _b64(t, f"images[{i}]")) for i, t in enumerate(req.images)], fit, max_pixels)
 
 
-async def _from_multipart(request: Request, max_images: int) -> np.ndarray:
+def from_body(kind: str, body: bytes, fit: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS,
+              max_images: int | None = None) -> Parsed:
+    """A whole body of one media type (not multipart) -> the images and their fitted flags."""
+    if kind == "application/json":
+        return from_json(body, fit, max_pixels, max_images)
+    if kind in IMAGE_TYPES:
+        return from_files([(f"the {IMAGE_TYPES[kind]} body", body)], fit, max_pixels)
+    images = raw_to_pixels(body)
+    return images, [False] * len(images)
+
+
+async def _uploads(request: Request, max_images: int) -> list[tuple[str, bytes]]:
     # Starlette's own cap on parts keeps a flood of tiny parts from costing memory before we count.
     async with request.form(max_files=max_images + 1, max_fields=max_images + 1) as form:
-        images = []
+        files = []
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
                 raise ImageError(f"form field {name!r} is not a file upload (use -F {name}=@digit.png)")
-            images.append(png_to_pixels(await value.read(), f"file {value.filename or name!r}"))
-    return np.stack(images) if images else np.empty((0, 28, 28), np.float32)
+            files.append((f"file {value.filename or name!r}", await value.read()))
+    return files
 
 
-async def read_images(request: Request, max_images: int) -> np.ndarray:
+async def read_images(request: Request, max_images: int, fit: str = "auto",
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> Parsed:
     kind = content_type(request)
     try:
         if kind == "multipart/form-data":
-            images = await _from_multipart(request, max_images)
+            files = await _uploads(request, max_images)
+            if len(files) > max_images:
+                raise too_many(len(files), max_images)
+            images, fitted = await run_in_threadpool(from_files, files, fit, max_pixels)
         elif kind not in FORMS:
             raise unsupported(kind, FORMS)
         else:
             body = await request.body()
             if not body:
                 raise Problem(400, "empty-body", f"the request body is empty; send images as {kind}")
-            if kind == "application/json":
-                images = _from_json(body)
-            elif kind == "image/png":
-                images = png_to_pixels(body, "the PNG body")[None]
-            else:
-                images = raw_to_pixels(body)
+            images, fitted = await run_in_threadpool(from_body, kind, body, fit, max_pixels, max_images)
     except ImageError as e:
         raise bad_image(e) from None
     if len(images) == 0:
         raise Problem(400, "no-images", "the request holds no images")
     if len(images) > max_images:
-        raise Problem(413, "too-many-images", f"{len(images)} images; this service takes at most {max_images}"
-                      " per request")
-    return images
+        raise too_many(len(images), max_images)
+    return images, fitted

@@ -14,7 +14,8 @@ from shared.service.settings import load_settings
 
 SPEC = HalfSpec("encoder", load_encoder, lambda config: config.input_shape)
 DESCRIPTION = (
-    "The sender half of aelink: turns 28x28 grayscale digits into compact latent codes. It holds only"
+    "The sender half of aelink: turns digits into compact latent codes. 28x28 grayscale images are taken as"
+    " they are; PNG, JPEG or WebP files of any other size are first fitted to MNIST form. It holds only"
     " the encoder weights; POST the codes it returns, unchanged, to the decoder service's /v1/decode."
 )
 

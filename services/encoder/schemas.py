@@ -18,7 +18,8 @@ class EncodeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    images: list[str] | None = Field(None, description="base64 PNG files, 28x28, 8-bit")
+    images: list[str] | None = Field(None, description="base64 PNG, JPEG or WebP files: 28x28 8-bit ones as they"
+                                   " are, others fitted to MNIST form (see ?fit=)")
     # Validated as a plain list and checked whole by numpy (shape, range, NaN): one clear message
     # instead of one pydantic error per pixel. The schema still tells clients what to send.
     pixels: Annotated[list, WithJsonSchema(PIXELS_SCHEMA)] | None = Field(
@@ -39,3 +40,7 @@ class EncodeResponse(CodesJSON):
     code_bytes: int | None = Field(None, description="bytes of one code, in a fixed-length format")
     code_lengths: list[int] | None = Field(None, description="bytes of each code, in a variable-length format"
                                            " (rc); on the binary form each also takes its varint length")
+    fitted: list[bool] | None = Field(None, description="per image: true when it was fitted to MNIST form (any"
+                                      " size or mode), false when taken as it was (28x28, 8-bit, or pixels)")
+    inputs: list[str] | None = Field(None, description="with ?return_inputs=true: the 28x28 images the codes were"
+                                     " made from, as base64 PNGs (8-bit grayscale)")

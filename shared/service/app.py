@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from shared import __version__
 from shared.codec.weights import WeightsError
@@ -53,7 +54,11 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
     install_problem_handlers(app)
     problems_as_problem_json(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(metrics.MetricsMiddleware, metrics=stats)  # added last: outermost, sees every answer
+    app.add_middleware(metrics.MetricsMiddleware, metrics=stats)  # sees every answer but CORS preflights
+    if settings.origins:
+        # Outermost, so that error answers (413, 401, ...) also carry the headers a page needs to read them.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Accept"])
     app.include_router(health.router)
     app.include_router(metrics.router)
     guarded = [Depends(require_token)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -35,6 +36,8 @@ class ServiceSettings(BaseSettings):
         1.0, ge=0, le=300, description="on SIGTERM, /readyz says 503 and requests are still served this long")
     shutdown_timeout_seconds: float = Field(
         8.0, ge=0, le=3600, description="then in-flight requests get this long to finish before they are cut")
+    cors_origins: str = Field("", description="comma-separated origins whose pages may call /v1/* from a browser"
+                              " (e.g. http://localhost:8080), or *; empty: none (closed)")
 
     @field_validator("token")
     @classmethod
@@ -42,6 +45,18 @@ class ServiceSettings(BaseSettings):
         if v is not None and not v.get_secret_value().strip():
             raise ValueError("must not be empty when set (unset it to turn auth off)")
         return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: str) -> str:
+        for origin in filter(None, (o.strip() for o in v.split(","))):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"{origin!r} is not an origin like http://host:port (no path) or *")
+        return v
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def half_path(self, half: str) -> Path:
         return self.weights_path or self.weights_dir / self.model / f"{half}.safetensors"

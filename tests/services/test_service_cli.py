@@ -66,10 +66,31 @@ def test_send_reports_an_unreachable_service(services, pngs, tmp_path, capsys):
 
 
 def test_send_refuses_a_file_that_is_no_digit(services, tmp_path, capsys):
-    bad = tmp_path / "big.png"
-    Image.new("L", (40, 40)).save(bad)
-    r = aelink_here(capsys, "send", bad, "--encoder", services.encoder.url, "--decoder", services.decoder.url)
-    assert r.returncode == 2 and str(bad) in r.stderr and "40x40" in r.stderr, r.stderr
+    blank = tmp_path / "big.png"
+    Image.new("L", (40, 40)).save(blank)  # the encoder finds no digit to fit
+    r = aelink_here(capsys, "send", blank, "--encoder", services.encoder.url, "--decoder", services.decoder.url)
+    assert r.returncode == 1 and "'big.png' (40x40 pixels): no digit found" in r.stderr, r.stderr
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")  # refused before anything is sent
+    r = aelink_here(capsys, "send", text, "--encoder", services.encoder.url, "--decoder", services.decoder.url)
+    assert r.returncode == 2 and str(text) in r.stderr and "not a PNG, JPEG or WebP" in r.stderr, r.stderr
+
+
+def test_send_takes_any_image_and_scores_what_the_sender_encoded(services, pngs, tmp_path, capsys):
+    from digit_images import encoded, glyph, photo
+
+    photo_path = tmp_path / "four.jpg"
+    photo_path.write_bytes(encoded(photo(glyph(4), size=(320, 240), dark_on_light=True, noise=6), "JPEG", "RGB"))
+    out = tmp_path / "out"
+    r = aelink_here(capsys, "send", photo_path, pngs[0], "--encoder", services.encoder.url,
+                    "--decoder", services.decoder.url, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "fitted to MNIST form by the sender: 1 of 2" in r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert [i["fitted"] for i in summary["per_image"]] == [True, False]
+    assert summary["per_image"][1]["png_bytes"] == pngs[0].stat().st_size  # a 28x28 PNG counts its own bytes
+    assert summary["per_image"][1]["psnr_db"] > 18 and summary["per_image"][0]["psnr_db"] > 18
+    assert summary["wire_bytes"] == 28 + 2 * 128
 
 
 def test_demo_starts_both_services_sends_digits_and_stops_them(weights_dir, data_dir, tmp_path):

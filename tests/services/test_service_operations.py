@@ -86,7 +86,7 @@ def test_openapi_docs_describe_every_form(enc, dec):
     base = {"/healthz", "/readyz", "/metrics", "/v1/model", "/v1/models"}
     assert set(e["paths"]) == base | {"/v1/encode"} and set(d["paths"]) == base | {"/v1/decode"}
     enc_body = e["paths"]["/v1/encode"]["post"]["requestBody"]["content"]
-    assert set(enc_body) == {"application/json", "multipart/form-data", OCTET, "image/png"}
+    assert set(enc_body) == {"application/json", "multipart/form-data", OCTET, "image/png", "image/jpeg", "image/webp"}
     assert set(enc_body["application/json"]["schema"]["properties"]) == {"images", "pixels"}
     dec_body = d["paths"]["/v1/decode"]["post"]["requestBody"]["content"]
     assert set(dec_body["application/json"]["schema"]["properties"]) >= {"fingerprint", "format", "shape", "codes"}
