@@ -20,8 +20,8 @@ router = APIRouter(tags=["codec"])
 
 BODY = request_body(
     EncodeRequest,
-    **{"multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+    **{"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
                  "description": "one or more 28x28 PNG files, in order"}}}},
        OCTET: {**BINARY, "description": "N x 784 uint8: 28x28 images, row-major, back to back"},
        "image/png": {**BINARY, "description": "one 28x28 PNG"}})

@@ -8,6 +8,7 @@ import binascii
 import numpy as np
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from services.encoder.schemas import EncodeRequest
 from shared.service.images import ImageError, arrays_to_pixels, png_to_pixels, raw_to_pixels
@@ -39,13 +40,23 @@ def _from_json(body: bytes) -> np.ndarray:
 
 
 async def _from_multipart(request: Request, max_images: int) -> np.ndarray:
-    # Starlette's own cap on parts keeps a flood of tiny parts from costing memory before we count.
-    async with request.form(max_files=max_images + 1, max_fields=max_images + 1) as form:
+    # Starlette's own cap on parts keeps a flood of tiny parts from costing memory before we count. It
+    # answers 400 past the cap; too many files is too many images, 413 as for the other forms.
+    try:
+        form = await request.form(max_files=max_images, max_fields=max_images)
+    except HTTPException as e:
+        if "too many files" not in str(e.detail).lower():
+            raise
+        raise Problem(413, "too-many-images", f"more than {max_images} files; this service takes at most"
+                      f" {max_images} per request") from None
+    try:
         images = []
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
                 raise ImageError(f"form field {name!r} is not a file upload (use -F {name}=@digit.png)")
             images.append(png_to_pixels(await value.read(), f"file {value.filename or name!r}"))
+    finally:
+        await form.close()
     return np.stack(images) if images else np.empty((0, 28, 28), np.float32)
 
 
