@@ -56,10 +56,11 @@ QUICK = {"seconds": 1.0, "timed": 0.3, "healthz_gets": 50}  # `--quick`: a secon
 
 
 def per_second(fn: Callable[[], object], items: int, seconds: float) -> float:
-    """Items per second of calling fn repeatedly for at least `seconds`, after a third as long untimed
-    (first calls of a shape are slow)."""
+    """Items per second of calling fn repeatedly for at least `seconds`, after 3 calls and a third as long
+    untimed (the first calls of a shape are slow)."""
     warm_until = time.perf_counter() + seconds / 3
-    fn()
+    for _ in range(3):
+        fn()
     while time.perf_counter() < warm_until:
         fn()
     calls, start = 0, time.perf_counter()
