@@ -1,5 +1,8 @@
-"""HTTP calls to the services: error answers become a ServiceError that says why, and idempotent requests
-(encode, decode, model info) are sent again while a service is busy (503, Retry-After) or restarting."""
+"""HTTP calls to the services, retried while a service is busy (503, Retry-After) or restarting.
+
+Error answers become a ServiceError that says why. Only idempotent requests go through here (encode,
+decode, model info), so sending one again is always safe.
+"""
 
 from __future__ import annotations
 
