@@ -65,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.encoder) != bool(args.decoder):
         raise ValueError("give both --encoder and --decoder, or neither to start local services")
     if args.encoder:
-        return send_and_report(args.encoder, args.decoder, paths, args.format, args.token, args.out)
+        return send_and_report(args.encoder, args.decoder, paths, args.format, args.token, args.out, args.retry_for)
     print("starting the encoder and decoder services on loopback ...", flush=True)
     try:
         with local_services(local_env(args)) as (encoder, decoder):
             print(f"encoder {encoder.url}, decoder {decoder.url}: ready", flush=True)
-            code = send_and_report(encoder.url, decoder.url, paths, args.format, args.token, args.out)
+            code = send_and_report(encoder.url, decoder.url, paths, args.format, args.token, args.out, args.retry_for)
     except ServiceError as e:
         print(f"aelink demo: error: {e}", file=sys.stderr)
         return 1
