@@ -67,9 +67,33 @@ def run_schemathesis(url: str, token: str | None = None) -> tuple[list[str], int
     return sorted(set(failures)), scenarios
 
 
-@pytest.mark.parametrize("which", ["encoder", "decoder", "guarded"])
-def test_schemathesis_finds_nothing(services, which):
-    svc = getattr(services, which)
+@pytest.fixture(scope="module")
+def rd64_pair(weights_dir):
+    """An rd64 pair: its codes are entropy coded (format rc), a path the compact32 services never take."""
+    from aelink.client import LocalService
+
+    if not (weights_dir / "rd64" / "decoder.safetensors").is_file():
+        pytest.skip(f"no rd64 weights in {weights_dir}")
+    settings = {"MODEL": "rd64", "WEIGHTS_DIR": str(weights_dir), "THREADS": "1"}
+    pair = {h: LocalService(h, env={f"AELINK_{h.upper()}_{k}": v for k, v in settings.items()})
+            for h in ("encoder", "decoder")}
+    try:
+        for svc in pair.values():
+            svc.start()
+        for svc in pair.values():
+            svc.wait_ready(timeout=90)
+        yield pair
+    finally:
+        for svc in pair.values():
+            svc.stop()
+
+
+@pytest.mark.parametrize("which", ["encoder", "decoder", "guarded", "rd64 encoder", "rd64 decoder"])
+def test_schemathesis_finds_nothing(request, services, which):
+    if which.startswith("rd64"):
+        svc = request.getfixturevalue("rd64_pair")[which.split()[1]]
+    else:
+        svc = getattr(services, which)
     failures, scenarios = run_schemathesis(svc.url, TOKEN if which == "guarded" else None)
     assert scenarios >= 6, f"schemathesis ran only {scenarios} scenarios"
     assert not failures, "\n".join(failures)
