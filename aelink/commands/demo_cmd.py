@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--count", type=int, default=10, help="how many test digits to send (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="which digits: a seeded random sample")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    p.add_argument("--model", help="model for the local services (default: their own, compact32)")
+    p.add_argument("--model", help="model for the local services (default: their own, rd64)")
     p.add_argument("--weights-dir", type=Path, help="weights folder for the local services (default: weights/)")
     add_link_args(p, None, None)
     add_data_args(p)
