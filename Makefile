@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 AELINK := $(VENV)/bin/aelink
 PYTHON ?= python3
 
-.PHONY: setup data test demo lint clean chromium
+.PHONY: setup data tools test demo lint clean chromium
 setup: $(VENV)/.installed data
 
 # torch is pinned and installed first: 2.13.0 is the CPU build on our machines; anything looser
@@ -22,7 +22,14 @@ $(VENV)/.installed: pyproject.toml
 data: $(VENV)/.installed
 	$(AELINK) data fetch
 
-test: setup
+# `aelink bench serve` (and its test) drive the services with the compiled load generator `hey`, a Debian
+# package: installed here when missing and apt-get can (as root); otherwise a note, and its test skips.
+tools:
+	@command -v hey >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }; }; } || \
+	  echo "note: the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it" >&2
+
+test: setup tools
 	$(PY) -m pytest -q
 
 demo: setup

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from aelink.http_calls import DEFAULT_RETRY, RetryPolicy, ServiceError, call
 from shared.codec import wire
 from shared.service.images import png_to_pixels, sniff, to_uint8
 
@@ -28,34 +29,12 @@ MEDIA = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 HALVES = ("encoder", "decoder")
 
 
-class ServiceError(RuntimeError):
-    """A service answered with an error, or could not be reached; the message says which and why."""
-
-
-def _call(client: httpx.Client, method: str, url: str, **kw) -> httpx.Response:
-    """One request; an unreachable service or an error answer becomes a ServiceError that says why."""
-    try:
-        r = client.request(method, url, **kw)
-    except httpx.HTTPError as e:
-        raise ServiceError(f"{method} {client.base_url}{url}: {e or type(e).__name__}") from None
-    return _check(r)
-
-
-def _check(r: httpx.Response) -> httpx.Response:
-    if r.status_code >= 400:
-        try:
-            body = r.json()
-            why = f"{body.get('title')}: {body.get('detail')}"
-        except ValueError:
-            why = r.text[:200]
-        raise ServiceError(f"{r.request.method} {r.request.url} -> {r.status_code} {why}")
-    return r
-
-
 class CodecClient:
     """The sender's and receiver's endpoints, with codes kept in the binary form between them."""
 
-    def __init__(self, encoder_url: str, decoder_url: str, token: str | None = None, timeout: float = 60) -> None:
+    def __init__(self, encoder_url: str, decoder_url: str, token: str | None = None, timeout: float = 60,
+                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
+        self.retry = retry  # encode and decode are idempotent: busy or restarting services are retried
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.encoder = httpx.Client(base_url=encoder_url.rstrip("/"), headers=headers, timeout=timeout)
         self.decoder = httpx.Client(base_url=decoder_url.rstrip("/"), headers=headers, timeout=timeout)
@@ -69,15 +48,15 @@ class CodecClient:
 
     def model(self, half: str = "encoder") -> dict:
         client = self.encoder if half == "encoder" else self.decoder
-        return _call(client, "GET", "/v1/model").json()
+        return call(client, "GET", "/v1/model", self.retry).json()
 
     def encode_files(self, files: list[tuple[str, bytes]], fmt: str | None = None) -> tuple[bytes, list[bytes], list[bool]]:
         """Image files (name, bytes), sent as they are -> the binary form of their codes (fmt None: the
         model's default), the 28x28 PNGs the encoder made them from, and whether each was fitted."""
         parts = [("file", (name, data, MEDIA[sniff(data) or "PNG"])) for name, data in files]
         params = {"return_inputs": "true", **({"format": fmt} if fmt else {})}
-        body = _call(self.encoder, "POST", "/v1/encode", params=params, files=parts,
-                     headers={"Accept": "application/json"}).json()
+        body = call(self.encoder, "POST", "/v1/encode", self.retry, params=params, files=parts,
+                    headers={"Accept": "application/json"}).json()
         # The same codes as the binary answer: only the wire fields, in the form that travels on.
         codes = wire.to_binary(wire.from_json({k: body[k] for k in ("version", "fingerprint", "format", "shape",
                                                                     "codes")}))
@@ -85,7 +64,7 @@ class CodecClient:
 
     def decode(self, codes: bytes) -> np.ndarray:
         """The binary form of codes -> uint8 (N,28,28) images."""
-        r = _call(self.decoder, "POST", "/v1/decode", content=codes,
+        r = call(self.decoder, "POST", "/v1/decode", self.retry, content=codes,
                   headers={"Content-Type": OCTET, "Accept": OCTET})
         return np.frombuffer(r.content, dtype=np.uint8).reshape(-1, 28, 28)
 

@@ -1,4 +1,4 @@
-"""`aelink bench`: benchmarks that print their figures (training speed; bytes against quality)."""
+"""`aelink bench`: benchmarks that print their figures (training speed; bytes against quality; serving)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,22 @@ def register(sub) -> None:
     r.add_argument("--out", type=Path, default=Path("out/bench_rd"), help="folder for rd.csv, rd.json, rd.png")
     add_data_args(r)
     r.set_defaults(run=run_rd)
+    v = kinds.add_parser("serve", help="the pair under load: in process, HTTP batched, C single-image clients"
+                         " (hey), /healthz under a flood; against a no-op FastAPI pair",
+                         description="Start the real pair (and a no-op pair) and measure, in one run, images/s"
+                         " in process, over HTTP in batches, and with C concurrent single-image clients (p50/p99,"
+                         " errors), and /healthz while the decoder is flooded; print a table, write JSON.")
+    v.add_argument("--models", type=lambda t: tuple(t.split(",")), default=("compact32", "rd64"),
+                   help="comma-separated models (default: compact32,rd64)")
+    v.add_argument("-c", "--concurrency", type=int, help="single-image clients in flight (default: 64)")
+    v.add_argument("-s", "--seconds", type=float, help="seconds per single-image point and of the flood (default: 10)")
+    v.add_argument("--timed", type=float, help="seconds per in-process and HTTP batched point (default: 3)")
+    v.add_argument("--healthz-gets", type=int, help="GETs of /healthz during the flood, at most (default: 300)")
+    v.add_argument("--weights-dir", type=Path, help="weights folder (default: the repository's weights/)")
+    v.add_argument("--quick", action="store_true", help="a second or so per point (for tests); the flags above still apply")
+    v.add_argument("--out", type=Path, default=Path("out/bench_serve.json"), help="JSON results (default: %(default)s)")
+    add_data_args(v)
+    v.set_defaults(run=run_serve)
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -67,4 +83,29 @@ def run_rd(args: argparse.Namespace) -> int:
     print(format_table(points))
     paths = write_outputs(points, args.out, len(test))
     print(f"{len(test):,} test images; wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from aelink.data.datasets import load_split
+    from aelink.measure.bench_serve import QUICK, Options, bench_serve, format_table
+    from aelink.measure.hey import HeyMissing, hey_path
+
+    try:
+        hey_path()
+    except HeyMissing as e:
+        print(f"aelink bench serve: {e}", file=sys.stderr)
+        return 2
+    given = {k: v for k in ("concurrency", "seconds", "timed", "healthz_gets") if (v := getattr(args, k)) is not None}
+    if args.weights_dir:
+        given["weights_dir"] = args.weights_dir.resolve()
+    opts = Options(models=args.models, **{**(QUICK if args.quick else {}), **given})  # flags beat --quick
+    images = load_split("test", args.data_dir, args.dataset)[0][: opts.batch].copy()
+    result = bench_serve(images, opts)
+    print(format_table(result))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
     return 0

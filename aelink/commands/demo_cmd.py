@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--count", type=int, default=10, help="how many test digits to send (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="which digits: a seeded random sample")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    p.add_argument("--model", help="model for the local services (default: their own, compact32)")
+    p.add_argument("--model", help="model for the local services (default: their own, rd64)")
     p.add_argument("--weights-dir", type=Path, help="weights folder for the local services (default: weights/)")
     add_link_args(p, None, None)
     add_data_args(p)
@@ -74,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.encoder) != bool(args.decoder):
         raise ValueError("give both --encoder and --decoder, or neither to start local services")
     if args.encoder:
-        return send_and_report(args.encoder, args.decoder, paths, args.format, args.token, args.out)
+        return send_and_report(args.encoder, args.decoder, paths, args.format, args.token, args.out, args.retry_for)
     print("starting the encoder and decoder services on loopback ...", flush=True)
     try:
         with local_services(local_env(args)) as (encoder, decoder):
             print(f"encoder {encoder.url}, decoder {decoder.url}: ready", flush=True)
-            code = send_and_report(encoder.url, decoder.url, paths, args.format, args.token, args.out)
+            code = send_and_report(encoder.url, decoder.url, paths, args.format, args.token, args.out, args.retry_for)
     except ServiceError as e:
         print(f"aelink demo: error: {e}", file=sys.stderr)
         return 1

@@ -20,6 +20,9 @@ def add_link_args(p: argparse.ArgumentParser, encoder: str | None, decoder: str 
                    help="code format on the wire (default: the model's, rc for rd models, else f32)")
     p.add_argument("--token", default=os.environ.get("AELINK_TOKEN"),
                    help="bearer token, for services that require one (default: $AELINK_TOKEN)")
+    p.add_argument("--retry-for", type=float, default=30.0, metavar="SECONDS",
+                   help="keep retrying a busy (503) or unreachable service for up to this long (default: 30;"
+                   " 0: no retries)")
 
 
 def register(sub) -> None:
@@ -33,11 +36,13 @@ def register(sub) -> None:
 
 
 def send_and_report(encoder: str, decoder: str, images: list[Path], fmt: str | None, token: str | None,
-                    out: Path) -> int:
+                    out: Path, retry_for: float = 30.0) -> int:
     from aelink.client import CodecClient, ServiceError, format_summary, send, write_outputs
+    from aelink.http_calls import NO_RETRY, RetryPolicy
 
+    retry = RetryPolicy(within=retry_for) if retry_for > 0 else NO_RETRY
     try:
-        with CodecClient(encoder, decoder, token=token) as client:
+        with CodecClient(encoder, decoder, token=token, retry=retry) as client:
             result = send(client, images, fmt)
     except ServiceError as e:
         print(f"aelink: error: {e}", file=sys.stderr)
@@ -49,4 +54,5 @@ def send_and_report(encoder: str, decoder: str, images: list[Path], fmt: str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    return send_and_report(args.encoder, args.decoder, args.images, args.format, args.token, args.out)
+    return send_and_report(args.encoder, args.decoder, args.images, args.format, args.token, args.out,
+                           args.retry_for)

@@ -22,8 +22,8 @@ router = APIRouter(tags=["codec"])
 
 BODY = request_body(
     EncodeRequest,
-    **{"multipart/form-data": {"schema": {"type": "object", "properties": {
-        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+    **{"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
                  "description": "one or more PNG, JPEG or WebP files, in order"}}}},
        OCTET: {**BINARY, "description": "N x 784 uint8: 28x28 images, row-major, back to back"},
        **{kind: {**BINARY, "description": "one image file"} for kind in FORMS[3:]}})

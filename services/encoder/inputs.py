@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from services.encoder.schemas import EncodeRequest
 from shared.service.images import (
@@ -80,13 +81,23 @@ def from_body(kind: str, body: bytes, fit: str = "auto", max_pixels: int = DEFAU
 
 
 async def _uploads(request: Request, max_images: int) -> list[tuple[str, bytes]]:
-    # Starlette's own cap on parts keeps a flood of tiny parts from costing memory before we count.
-    async with request.form(max_files=max_images + 1, max_fields=max_images + 1) as form:
+    # Starlette's own cap on parts keeps a flood of tiny parts from costing memory before we count. It
+    # answers 400 past the cap; too many files is too many images, 413 as for the other forms.
+    try:
+        form = await request.form(max_files=max_images, max_fields=max_images)
+    except HTTPException as e:
+        if "too many files" not in str(e.detail).lower():
+            raise
+        raise Problem(413, "too-many-images", f"more than {max_images} files; this service takes at most"
+                      f" {max_images} per request") from None
+    try:
         files = []
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
                 raise ImageError(f"form field {name!r} is not a file upload (use -F {name}=@digit.png)")
             files.append((f"file {value.filename or name!r}", await value.read()))
+    finally:
+        await form.close()
     return files
 
 

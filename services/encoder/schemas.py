@@ -8,26 +8,39 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 
 from shared.codec.wire import CodesJSON
 
-PIXELS_SCHEMA = {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"},
-                                                                    "minItems": 28, "maxItems": 28},
-                                          "minItems": 28, "maxItems": 28}}
+
+def _images_of(pixel: dict) -> dict:
+    """JSON Schema of a non-empty list of 28x28 arrays of `pixel`."""
+    row = {"type": "array", "items": pixel, "minItems": 28, "maxItems": 28}
+    return {"type": "array", "items": {"type": "array", "items": row, "minItems": 28, "maxItems": 28}, "minItems": 1}
+
+
+# All integers 0..255, or numbers in [0,1]: what arrays_to_pixels takes, so schema and service agree.
+PIXELS_SCHEMA = {"anyOf": [_images_of({"type": "integer", "minimum": 0, "maximum": 255}),
+                           _images_of({"type": "number", "minimum": 0, "maximum": 1})]}
+IMAGES_SCHEMA = {"type": "array", "minItems": 1,
+                 "items": {"type": "string", "minLength": 1, "contentEncoding": "base64", "contentMediaType": "image/png"}}
 
 
 class EncodeRequest(BaseModel):
     """Images as JSON: exactly one of `images` (base64 PNGs) or `pixels` (28x28 arrays)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # oneOf/required: the schema says what the validator checks, so `{}` is invalid for both
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [{"required": ["images"]},
+                                                                         {"required": ["pixels"]}]})
 
-    images: list[str] | None = Field(None, description="base64 PNG, JPEG or WebP files: 28x28 8-bit ones as they"
-                                   " are, others fitted to MNIST form (see ?fit=)")
+    images: Annotated[list[str] | None, WithJsonSchema(IMAGES_SCHEMA)] = Field(
+        None, description="base64 PNG, JPEG or WebP files: 28x28 8-bit ones as they are, others fitted to MNIST"
+        " form (see ?fit=)")
     # Validated as a plain list and checked whole by numpy (shape, range, NaN): one clear message
     # instead of one pydantic error per pixel. The schema still tells clients what to send.
-    pixels: Annotated[list, WithJsonSchema(PIXELS_SCHEMA)] | None = Field(
+    pixels: Annotated[list | None, WithJsonSchema(PIXELS_SCHEMA)] = Field(
         None, description="28x28 arrays: all integers 0..255, or floats in [0,1] (any float selects [0,1])")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> EncodeRequest:
-        if (self.images is None) == (self.pixels is None):
+        given = [k for k in ("images", "pixels") if k in self.model_fields_set]
+        if len(given) != 1 or getattr(self, given[0]) is None:
             raise ValueError("give exactly one of 'images' (base64 PNGs) or 'pixels' (28x28 arrays)")
         return self
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from shared.service.auth import declare_bearer
 from shared.service.problems import PROBLEM_JSON
 
-BINARY = {"schema": {"type": "string", "format": "binary"}}
+BINARY = {"schema": {"type": "string", "format": "binary", "minLength": 1}}  # empty bodies get 400
 
 
 def request_body(json_model: type[BaseModel], **other: dict) -> dict:
@@ -24,7 +25,8 @@ def binary_response(description: str) -> dict:
 
 
 def problems_as_problem_json(app: FastAPI) -> None:
-    """List error bodies under application/problem+json, the type they are sent with.
+    """List error bodies under application/problem+json, the type they are sent with, and declare the
+    bearer token only when the service has one (the schema is built once, after the settings are read).
 
     FastAPI files a `responses=` model under application/json; move it, once, when the schema is built.
     """
@@ -38,6 +40,8 @@ def problems_as_problem_json(app: FastAPI) -> None:
                         content = response.get("content", {})
                         if status[0] in "45" and PROBLEM_JSON in content and "application/json" in content:
                             content[PROBLEM_JSON] = content.pop("application/json")
+            if app.state.settings.token is not None:
+                declare_bearer(app.openapi_schema)
         return app.openapi_schema
 
     app.openapi = openapi

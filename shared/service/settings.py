@@ -24,7 +24,7 @@ class ServiceSettings(BaseSettings):
 
     weights_dir: Path = Field(DEFAULT_WEIGHTS, description="folder of <model>/<half>.safetensors")
     weights_path: Path | None = Field(None, description="this half's file; overrides weights_dir/model")
-    model: str = Field("compact32", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="model to serve")
+    model: str = Field("rd64", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="model to serve")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")

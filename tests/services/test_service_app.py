@@ -19,7 +19,7 @@ def test_readyz_is_503_until_start_up_has_loaded_and_warmed_up(weights_dir, tmp_
     shutil.copytree(weights_dir / "compact32", tmp_path / "compact32", ignore=shutil.ignore_patterns("decoder*", "*.pt"))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "encoder.safetensors").write_bytes(b"garbage")
-    app = create_app(EncoderSettings(weights_dir=tmp_path))
+    app = create_app(EncoderSettings(weights_dir=tmp_path, model="compact32"))
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)  # runs no lifespan: the app as it is before start-up

@@ -61,8 +61,8 @@ def test_send_writes_reconstructions_figure_and_summary(services, pngs, digits, 
 
 def test_send_reports_an_unreachable_service(services, pngs, tmp_path, capsys):
     r = aelink_here(capsys, "send", *pngs, "--encoder", services.encoder.url, "--decoder", "http://127.0.0.1:9",
-               "--out", tmp_path / "out")
-    assert r.returncode == 1 and "127.0.0.1:9" in r.stderr, r.stderr
+               "--out", tmp_path / "out", "--retry-for", 1)
+    assert r.returncode == 1 and "127.0.0.1:9" in r.stderr and "gave up after" in r.stderr, r.stderr
 
 
 def test_send_refuses_a_file_that_is_no_digit(services, tmp_path, capsys):

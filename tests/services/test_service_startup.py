@@ -69,7 +69,8 @@ def failures(weights_dir, tmp_path_factory):
         for name, (make, _) in PROCESS_CASES.items():
             folder = root / f"{half}-{name.replace(' ', '-')}"
             make(weights_dir / "compact32", folder / "compact32", half)
-            cmd = [sys.executable, "-m", f"services.{half}", "--port", str(free_port()), "--weights-dir", str(folder)]
+            cmd = [sys.executable, "-m", f"services.{half}", "--port", str(free_port()), "--weights-dir", str(folder),
+                   "--model", "compact32"]
             procs[half, name] = (folder / "compact32" / f"{half}.safetensors",
                                  subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = {}
@@ -105,7 +106,7 @@ def test_corrupt_weights_fail_the_app_start_up(weights_dir, tmp_path, half, case
     make(weights_dir / "compact32", tmp_path / "compact32", half)
     main = importlib.import_module(f"services.{half}.main")
     settings_cls = EncoderSettings if half == "encoder" else DecoderSettings
-    app = main.create_app(settings_cls(weights_dir=tmp_path))
+    app = main.create_app(settings_cls(weights_dir=tmp_path, model="compact32"))
 
     async def start() -> None:
         async with app.router.lifespan_context(app):
@@ -139,9 +140,9 @@ def test_settings_defaults_start_with_no_arguments(monkeypatch):
             monkeypatch.delenv(k)
     e, d = load_settings(EncoderSettings), load_settings(DecoderSettings)
     root = Path(__file__).resolve().parents[2]
-    assert e.half_path("encoder") == root / "weights" / "compact32" / "encoder.safetensors"
-    assert d.half_path("decoder") == root / "weights" / "compact32" / "decoder.safetensors"
-    assert (e.port, d.port, e.token, e.model) == (8001, 8002, None, "compact32")
+    assert e.half_path("encoder") == root / "weights" / "rd64" / "encoder.safetensors"
+    assert d.half_path("decoder") == root / "weights" / "rd64" / "decoder.safetensors"
+    assert (e.port, d.port, e.token, e.model) == (8001, 8002, None, "rd64")
 
 
 def test_bad_settings_stop_the_process_with_status_2(tmp_path):

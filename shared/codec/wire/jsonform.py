@@ -7,7 +7,7 @@ import binascii
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.codec.wire.formats import VERSION, Codes, WireError
+from shared.codec.wire.formats import FINGERPRINT_RE, FORMATS, MAX_NDIM, VERSION, Codes, WireError
 
 
 class CodesJSON(BaseModel):
@@ -15,13 +15,20 @@ class CodesJSON(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # the encoder adds informative fields the decoder skips
 
-    version: int = Field(VERSION, description="wire version; this version reads 1")
+    # The schema states each rule from_json checks that JSON Schema can say, so that schema and service
+    # agree (the schemathesis test holds them to it); what it cannot say (each code's length for its
+    # format and shape) is refused as 400 bad-codes.
+    version: int = Field(VERSION, description="wire version; this version reads 1",
+                         json_schema_extra={"enum": [VERSION]})
     fingerprint: str = Field(description="pair fingerprint of the weights that made the codes (16 hex digits)",
-                             examples=["3f9a1c0de2b47a55"])
+                             examples=["3f9a1c0de2b47a55"], json_schema_extra={"pattern": FINGERPRINT_RE.pattern})
     format: str = Field(description="code format: 'f32' (float32), 'u8' (8-bit, per-code scale) or 'rc'"
-                        " (entropy coded, variable length; rd models)", examples=["f32"])
-    shape: list[int] = Field(description="shape of one code, e.g. [32]", examples=[[32]])
-    codes: list[str] = Field(description="one standard base64 string per code")
+                        " (entropy coded, variable length; rd models)", examples=["f32"],
+                        json_schema_extra={"enum": list(FORMATS)})
+    shape: list[int] = Field(description="shape of one code, e.g. [32]", examples=[[32]], json_schema_extra={
+        "minItems": 1, "maxItems": MAX_NDIM, "items": {"type": "integer", "minimum": 1}})
+    codes: list[str] = Field(description="one standard base64 string per code",
+                             json_schema_extra={"minItems": 1, "items": {"type": "string", "minLength": 1}})
 
 
 def to_json(codes: Codes) -> dict:
