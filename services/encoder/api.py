@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from services.encoder.inputs import read_images
 from services.encoder.schemas import EncodeRequest, EncodeResponse
 from shared.codec import wire
-from shared.service.codes import check_format, to_codes
+from shared.service.codes import ENTROPY_CODED, check_format, to_codes
 from shared.service.negotiate import choose
 from shared.service.openapi import BINARY, binary_response, request_body
 from shared.service.problems import problem_responses
+from shared.service.runtime import Job
 
 JSON, OCTET = "application/json", "application/octet-stream"
 router = APIRouter(tags=["codec"])
@@ -27,27 +29,47 @@ BODY = request_body(
        "image/png": {**BINARY, "description": "one 28x28 PNG"}})
 
 
+class EncodeJob(Job):
+    """One encode request in a batch: parse its images, then frame its codes (both in the batch thread)."""
+
+    def __init__(self, parse: Callable[[], np.ndarray], size: int, fmt: str, answer: str, model: str,
+                 fingerprint: str) -> None:
+        self.parse, self.size, self.fmt, self.answer = parse, size, fmt, answer
+        self.model, self.fingerprint = model, fingerprint
+        self.entropy_out = fmt in ENTROPY_CODED
+
+    def prepare(self) -> np.ndarray:
+        return self.parse()[:, None]
+
+    def finish(self, latents: np.ndarray, payloads: list[bytes] | None) -> Response:
+        codes = to_codes(self.fingerprint, latents, self.fmt, payloads)
+        if self.answer == OCTET:
+            return Response(wire.to_binary(codes), media_type=OCTET)
+        lengths = None if codes.code_length else [len(p) for p in codes.payloads]
+        body = EncodeResponse(**wire.to_json(codes), model=self.model, count=len(codes),
+                              code_bytes=codes.code_length, code_lengths=lengths)
+        return Response(body.model_dump_json(exclude_none=True), media_type=JSON)
+
+
 @router.post(
     "/encode", response_model=EncodeResponse, response_model_exclude_none=True, openapi_extra=BODY,
     responses={200: binary_response("codes in the binary form (Accept: application/octet-stream)"),
-               **problem_responses(400, 406, 413, 415, 422)},
+               **problem_responses(400, 406, 413, 415, 422, 503)},
 )
 async def encode(
     request: Request,
     format: Literal["rc", "f32", "u8"] | None = Query(
         None, description="code format: rc (entropy coded, variable length; rd models), f32 (lossless floats)"
         " or u8 (8-bit); default: rc for rd models, else f32"),
-) -> Response | EncodeResponse:
+) -> Response:
     """Encode images (PNG uploads, JSON or raw bytes) into codes (JSON or binary, by Accept)."""
     answer = choose(request, [JSON, OCTET])  # before the work: a 406 should cost nothing
     state = request.app.state
-    fmt = check_format(state.runtime.config, format)
-    images = await read_images(request, state.settings.max_images)
-    values = await run_in_threadpool(state.runtime.run, images[:, None])  # torch off the event loop
-    state.metrics.observe_batch(len(images))
-    codes = await run_in_threadpool(to_codes, state.runtime, values, fmt)
-    if answer == OCTET:
-        return Response(wire.to_binary(codes), media_type=OCTET)
-    lengths = None if codes.code_length else [len(p) for p in codes.payloads]
-    return EncodeResponse(**wire.to_json(codes), model=state.runtime.config.name, count=len(codes),
-                          code_bytes=codes.code_length, code_lengths=lengths)
+    runtime = state.runtime
+    fmt = check_format(runtime.config, format)
+    parse, count = await read_images(request, state.settings.max_images, runtime.offload)
+    # Parsing, the model call, entropy coding and framing all run in the batch thread.
+    answered = await runtime.submit(EncodeJob(parse, count, fmt, answer, runtime.config.name,
+                                              runtime.weights.fingerprint))
+    state.metrics.observe_request(count)
+    return answered

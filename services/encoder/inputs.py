@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import numpy as np
 from fastapi import Request
 from starlette.datastructures import UploadFile
+from starlette.types import Message, Scope
 
 from services.encoder.schemas import EncodeRequest
-from shared.service.images import ImageError, arrays_to_pixels, png_to_pixels, raw_to_pixels
+from shared.service.images import PIXELS, ImageError, arrays_to_pixels, png_to_pixels, raw_to_pixels
 from shared.service.negotiate import content_type, unsupported
 from shared.service.problems import Problem, parse_json
 
@@ -49,28 +53,59 @@ async def _from_multipart(request: Request, max_images: int) -> np.ndarray:
     return np.stack(images) if images else np.empty((0, 28, 28), np.float32)
 
 
-async def read_images(request: Request, max_images: int) -> np.ndarray:
-    kind = content_type(request)
-    try:
-        if kind == "multipart/form-data":
-            images = await _from_multipart(request, max_images)
-        elif kind not in FORMS:
-            raise unsupported(kind, FORMS)
-        else:
-            body = await request.body()
-            if not body:
-                raise Problem(400, "empty-body", f"the request body is empty; send images as {kind}")
-            if kind == "application/json":
-                images = _from_json(body)
-            elif kind == "image/png":
-                images = png_to_pixels(body, "the PNG body")[None]
-            else:
-                images = raw_to_pixels(body)
-    except ImageError as e:
-        raise bad_image(e) from None
-    if len(images) == 0:
+def parse_multipart(scope: Scope, body: bytes, max_images: int) -> np.ndarray:
+    """A multipart body already read -> images; in a worker thread, with starlette's own form parser run
+    on a private event loop, so the parts are parsed off the service's loop."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return asyncio.run(_from_multipart(Request(scope, receive), max_images))
+
+
+def check_count(count: int, max_images: int) -> None:
+    if count == 0:
         raise Problem(400, "no-images", "the request holds no images")
-    if len(images) > max_images:
-        raise Problem(413, "too-many-images", f"{len(images)} images; this service takes at most {max_images}"
+    if count > max_images:
+        raise Problem(413, "too-many-images", f"{count} images; this service takes at most {max_images}"
                       " per request")
-    return images
+
+
+def _parsed(parse: Callable[[], np.ndarray], max_images: int) -> Callable[[], np.ndarray]:
+    """The parse, as the batch thread runs it: a bad image gets 422, a bad count 400 or 413."""
+
+    def run() -> np.ndarray:
+        try:
+            images = parse()
+        except ImageError as e:
+            raise bad_image(e) from None
+        check_count(len(images), max_images)
+        return images
+
+    return run
+
+
+async def read_images(request: Request, max_images: int,
+                      offload: Callable[..., Awaitable[np.ndarray]]) -> tuple[Callable[[], np.ndarray], int]:
+    """The request's images as (parse, count): `parse()` (for the batch thread) gives float32 (N,28,28)
+    or raises the request's 4xx; `count` is N, known before parsing for raw and PNG bodies (so a raw body
+    of too many images is refused before anything is parsed). JSON and multipart bodies are parsed first,
+    by `offload` in a worker thread, to learn their count."""
+    kind = content_type(request)
+    if kind not in FORMS:
+        raise unsupported(kind, FORMS)
+    body = await request.body()
+    if kind == "multipart/form-data":
+        images = await offload(_parsed(partial(parse_multipart, request.scope, body, max_images), max_images))
+        return (lambda: images), len(images)
+    if not body:
+        raise Problem(400, "empty-body", f"the request body is empty; send images as {kind}")
+    if kind == "application/json":
+        images = await offload(_parsed(partial(_from_json, body), max_images))
+        return (lambda: images), len(images)
+    if kind == "image/png":
+        return _parsed(lambda: png_to_pixels(body, "the PNG body")[None], max_images), 1
+    count = len(body) // PIXELS
+    if count > max_images and not len(body) % PIXELS:  # refused from the length alone, before parsing
+        check_count(count, max_images)
+    return _parsed(partial(raw_to_pixels, body), max_images), max(count, 1)

@@ -32,21 +32,26 @@ def _lifespan(runtime: HalfRuntime, stats: metrics.Metrics):
             log.error("cannot start the %s service: %s", runtime.spec.half, e)
             raise  # uvicorn stops with a non-zero status; the message above names the file
         stats.set_model(weights.config.name, weights.fingerprint)
+        runtime.start()
         # Warm up after start-up returns, so /healthz answers meanwhile and /readyz says 503 until done.
-        warm = asyncio.create_task(run_in_threadpool(runtime.warm_up))
+        warm = asyncio.create_task(runtime.warm())
         try:
             yield
         finally:
             runtime.ready, runtime.not_ready_reason = False, "shutting down"
             await warm
+            await runtime.stop()
+            stats.close()
 
     return lifespan
 
 
 def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRouter], *,
               title: str, description: str) -> FastAPI:
-    runtime = HalfRuntime(spec, settings.half_path(spec.half), settings.threads)
     stats = metrics.Metrics(spec.half)
+    runtime = HalfRuntime(spec, settings.half_path(spec.half), settings.threads, max_batch=settings.max_batch,
+                          batch_wait_ms=settings.batch_wait_ms, max_queue=settings.max_queue,
+                          on_batch=stats.observe_model_batch, on_depth=stats.set_queue_depth)
     app = FastAPI(title=title, description=description, version=__version__,
                   lifespan=_lifespan(runtime, stats))
     app.state.settings, app.state.runtime, app.state.metrics = settings, runtime, stats

@@ -13,7 +13,7 @@ from shared.service.problems import Problem
 bearer = HTTPBearer(auto_error=False, description="required when the service has a token set")
 
 
-def require_token(request: Request,
+async def require_token(request: Request,
                   creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     token = request.app.state.settings.token
     if token is None:
