@@ -51,6 +51,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: list[_Entry] = []
+        self._stopping = False
 
     def start(self) -> None:
         """Start the batching task on the running event loop (the app's lifespan calls this)."""
@@ -58,8 +59,13 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
         self._task = asyncio.get_running_loop().create_task(self._serve(), name=self.name)
 
-    async def stop(self) -> None:
-        """Finish the batch in flight, refuse what still waits, stop the thread."""
+    async def stop(self, drain_s: float = 30.0) -> None:
+        """Refuse new items, run what is queued (for at most drain_s), then stop the thread."""
+        self._stopping = True
+        deadline = time.perf_counter() + drain_s
+        running = self._task is not None and not self._task.done()
+        while running and (self._entries or self._inflight) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,6 +91,8 @@ class Batcher:
         when the queue cannot take `size` more images."""
         if self._task is None:
             raise RuntimeError("Batcher.start() first")
+        if self._stopping:
+            raise Overloaded("the service is shutting down; retry shortly")
         if self._queued and self._queued + size > self.max_queue:
             raise Overloaded(f"{self._queued} images are already waiting (MAX_QUEUE is {self.max_queue});"
                              " retry shortly")
@@ -116,7 +124,6 @@ class Batcher:
         return batch
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             if not self._entries:
                 self._arrived.clear()
@@ -129,20 +136,23 @@ class Batcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), left)
             batch = [e for e in self._take() if not e.future.done()]  # done: the client gave up
-            if not batch:
-                continue
-            self._inflight = batch
-            start = time.perf_counter()
+            if batch:
+                await self._run(batch)
+
+    async def _run(self, batch: list[_Entry]) -> None:
+        self._inflight = batch
+        try:
             if self.on_batch:
+                start = time.perf_counter()
                 self.on_batch(sum(e.size for e in batch), [start - e.queued for e in batch])
-            try:
-                results = await loop.run_in_executor(self._executor, self.run, [e.item for e in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"batch of {len(batch)} items gave {len(results)} results")
-            except Exception as e:  # a bug in run: every item of the batch gets it (as a 500)
-                log.exception("batch of %d items failed", len(batch))
-                results = [e] * len(batch)
-            for entry, result in zip(batch, results, strict=True):
-                if not entry.future.done():
-                    entry.future.set_result(result)
-            self._inflight = []
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.run, [e.item for e in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch of {len(batch)} items gave {len(results)} results")
+        except Exception as e:  # a bug in run: every item of the batch gets it (as a 500), the queue goes on
+            log.exception("batch of %d items failed", len(batch))
+            results = [e] * len(batch)
+        for entry, result in zip(batch, results, strict=True):
+            if not entry.future.done():
+                entry.future.set_result(result)
+        self._inflight = []

@@ -37,7 +37,8 @@ from shared.service.batcher import Batcher, Overloaded
 from shared.service.problems import Problem
 
 log = logging.getLogger("aelink.service")
-WARMUP_BATCHES = (1, 16)  # the first call of each new shape is slow; pay it before turning ready
+RETRY_AFTER = "1"  # seconds: a full queue drains in well under that at the default settings
+WARMUP_CALLS = 2  # the first calls of a shape are slow (every call has one shape); pay them before turning ready
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class _Infer(Job):
         return self.x
 
 
+def overloaded(detail: str) -> Problem:
+    return Problem(503, "overloaded", detail, headers={"Retry-After": RETRY_AFTER})
+
+
 class HalfRuntime:
     def __init__(self, spec: HalfSpec, path: Path, threads: int, *, max_batch: int = 16,
                  batch_wait_ms: float = 2.0, max_queue: int = 1024,
@@ -120,8 +125,8 @@ class HalfRuntime:
 
     def warm_up(self) -> None:
         try:
-            for n in (*WARMUP_BATCHES, self.batcher.max_batch):
-                self.run(np.zeros((n, *self.spec.input_shape(self.config)), np.float32))
+            for _ in range(WARMUP_CALLS):
+                self.run(np.zeros((self.batcher.max_batch, *self.spec.input_shape(self.config)), np.float32))
         except Exception as e:  # keep serving /healthz; /readyz says why it never got ready
             self.not_ready_reason = f"warm-up failed: {e}"
             log.exception("warm-up failed")
@@ -155,7 +160,11 @@ class HalfRuntime:
     async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
         """fn(*args) in a worker thread, at most THREADS at a time: per-request parsing that must happen
         before a request can join the queue (JSON, multipart). Bounded, so that a flood of big bodies
-        leaves the event loop its share of the GIL."""
+        leaves the event loop its share of the GIL; past MAX_QUEUE requests waiting for one, a 503."""
+        waiting = self._limiter.statistics().tasks_waiting
+        if waiting >= self.batcher.max_queue:
+            raise overloaded(f"{waiting} requests are already waiting to be parsed (MAX_QUEUE is"
+                             f" {self.batcher.max_queue}); retry shortly")
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
 
     async def infer(self, x: np.ndarray) -> np.ndarray:
@@ -169,7 +178,7 @@ class HalfRuntime:
         try:
             return await self.batcher.submit(job, job.size)
         except Overloaded as e:
-            raise Problem(503, "overloaded", str(e), headers={"Retry-After": "1"}) from None
+            raise overloaded(str(e)) from None
 
     # Entropy coding with the tables both halves of an rd model hold (`module.entropy`). It only reads
     # the tables: no lock; call from a worker thread.

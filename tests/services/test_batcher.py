@@ -120,3 +120,19 @@ def test_a_crashing_batch_function_fails_its_items_not_the_batcher():
         return await b.submit("y", 1)
 
     assert run(with_batcher(crash, body)) == "y"
+
+
+def test_stop_runs_what_is_queued_then_refuses():
+    rec = Recorder(delay=0.05)
+
+    async def main():
+        b = Batcher(rec, max_batch=2, wait_s=0.0, max_queue=100)
+        b.start()
+        pending = [asyncio.ensure_future(b.submit(i, 1)) for i in range(5)]
+        await asyncio.sleep(0)
+        await b.stop()
+        with pytest.raises(Overloaded, match="shutting down"):
+            await b.submit("late", 1)
+        return [p.result()[0] for p in pending]
+
+    assert run(main()) == [0, 1, 2, 3, 4]
