@@ -127,6 +127,8 @@ class HalfRuntime:
         try:
             for _ in range(WARMUP_CALLS):
                 self.run(np.zeros((self.batcher.max_batch, *self.spec.input_shape(self.config)), np.float32))
+            if self.config.entropy_coded:  # the coder too: a compiled one compiles on its first call
+                self.decompress(tuple(self.compress(np.zeros((1, *self.config.code_shape), np.float32))))
         except Exception as e:  # keep serving /healthz; /readyz says why it never got ready
             self.not_ready_reason = f"warm-up failed: {e}"
             log.exception("warm-up failed")
