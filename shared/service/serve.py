@@ -61,11 +61,13 @@ def _serve_workers(settings: ServiceSettings, settings_cls: type[ServiceSettings
 
     from shared.codec.weights import WeightsError
 
+    runtime = create_app(settings).state.runtime
     try:  # the weights are checked once here, so a bad file stops start-up with one message
-        create_app(settings).state.runtime.load()
+        runtime.load()
     except WeightsError as e:
-        logging.getLogger("aelink.service").error("cannot start the service: %s", e)
+        logging.getLogger("aelink.service").error("cannot start the %s service: %s", runtime.spec.half, e)
         return STARTUP_FAILED
+    del runtime  # the workers load their own
     prefix = settings_cls.model_config.get("env_prefix", "")
     for name, value in overrides.items():
         if value is not None:

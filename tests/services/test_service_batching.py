@@ -5,8 +5,11 @@ oversized binary bodies leaves /healthz answering, and a short load ends without
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +20,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import OCTET, assert_problem, b64, png
 
-from aelink.client import LocalService
+from aelink.client import LocalService, free_port
+from services.encoder.settings import EncoderSettings
 from shared.codec import wire
+from shared.service.settings import SettingsError, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 MODEL = "rd10"  # entropy coded, so rc, f32 and u8 codes all mix in one batch; 16 values a code: quick
@@ -230,3 +235,22 @@ def test_two_workers_serve_and_count_metrics_across_processes(weights_dir, digit
             assert s["aelink_requests_total"] >= n
     finally:
         enc.stop()
+
+
+def test_two_workers_refuse_bad_weights_with_one_line(tmp_path):
+    (tmp_path / "compact32").mkdir()
+    bad = tmp_path / "compact32" / "encoder.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    cmd = [sys.executable, "-m", "services.encoder", "--port", str(free_port()), "--weights-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "AELINK_ENCODER_WORKERS": "2"})
+    assert proc.returncode == 3, proc.stderr
+    assert f"cannot start the encoder service: {bad}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("variable, value", [("MAX_BATCH", "0"), ("BATCH_WAIT_MS", "-1"), ("MAX_QUEUE", "0"),
+                                             ("WORKERS", "0"), ("BATCH_WAIT_MS", "soon")])
+def test_bad_batching_settings_fail_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(f"AELINK_ENCODER_{variable}", value)
+    with pytest.raises(SettingsError, match=f"AELINK_ENCODER_{variable}"):
+        load_settings(EncoderSettings)
