@@ -12,6 +12,10 @@ Running the half from a request (after `start()`, on the event loop):
   model call, the batch's one entropy-coding pass and framing its answer all run in the batch thread,
   so the event loop only queues requests and sends answers. One job's failure never fails the others.
 
+Every model call runs exactly MAX_BATCH rows (zeros pad the rest): PyTorch's CPU kernels round a
+row's results differently at different batch sizes, but not by its place or batch-mates at one size,
+so an image's output bits do not depend on whom it shared a batch with.
+
 `run(x)` is the plain synchronous call (warm-up, tools, tests); call it from a thread, not the loop.
 """
 
