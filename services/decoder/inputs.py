@@ -60,13 +60,25 @@ async def read_codes(request: Request, max_images: int,
     kind = content_type(request)
     if kind not in FORMS:
         raise unsupported(kind, FORMS)
-    body = await request.body()
-    if not body:
-        raise Problem(400, "empty-body", f"the request body is empty; send codes as {kind}")
     if kind == "application/json":
+        body = await request.body()
+        empty(body, kind)
         codes = await offload(parse_json_codes, body)
         return (lambda: codes), max(len(codes), 1)
+    chunks, size, count = [], 0, None
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if count is None and size >= wire.HEADER.size:  # refused at its header, before the rest arrives
+            count = binary_count(b"".join(chunks)[:wire.HEADER.size], max_images)
+    body = b"".join(chunks)
+    empty(body, kind)
     return partial(parse_binary_codes, body), binary_count(body, max_images)
+
+
+def empty(body: bytes, kind: str) -> None:
+    if not body:
+        raise Problem(400, "empty-body", f"the request body is empty; send codes as {kind}")
 
 
 def check_codes(codes: wire.Codes, config: ModelConfig, fingerprint: str, max_images: int) -> np.ndarray | Entropic:

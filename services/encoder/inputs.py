@@ -94,6 +94,10 @@ async def read_images(request: Request, max_images: int,
     kind = content_type(request)
     if kind not in FORMS:
         raise unsupported(kind, FORMS)
+    declared = request.headers.get("content-length", "")
+    raw_count = int(declared) // PIXELS if kind == "application/octet-stream" and declared.isdigit() else 0
+    if raw_count > max_images and not int(declared) % PIXELS:  # refused before the body is even read
+        check_count(raw_count, max_images)
     body = await request.body()
     if kind == "multipart/form-data":
         images = await offload(_parsed(partial(parse_multipart, request.scope, body, max_images), max_images))
@@ -107,5 +111,5 @@ async def read_images(request: Request, max_images: int,
         return _parsed(lambda: png_to_pixels(body, "the PNG body")[None], max_images), 1
     count = len(body) // PIXELS
     if count > max_images and not len(body) % PIXELS:  # refused from the length alone, before parsing
-        check_count(count, max_images)
+        check_count(count, max_images)  # (a chunked body carries no Content-Length)
     return _parsed(partial(raw_to_pixels, body), max_images), max(count, 1)
