@@ -73,7 +73,7 @@ async def read_codes(request: Request, max_images: int,
             count = binary_count(b"".join(chunks)[:wire.HEADER.size], max_images)
     body = b"".join(chunks)
     empty(body, kind)
-    return partial(parse_binary_codes, body), binary_count(body, max_images)
+    return partial(parse_binary_codes, body), count or 1  # None: shorter than a header, the parser says so
 
 
 def empty(body: bytes, kind: str) -> None:
