@@ -64,6 +64,7 @@ async def read_codes(request: Request, max_images: int,
         body = await request.body()
         empty(body, kind)
         codes = await offload(parse_json_codes, body)
+        too_many(len(codes), max_images)  # before it queues: a 413, not a 503 for a queue it cannot fit
         return (lambda: codes), max(len(codes), 1)
     chunks, size, count = [], 0, None
     async for chunk in request.stream():
