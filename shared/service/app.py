@@ -59,10 +59,10 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
     problems_as_problem_json(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(metrics.MetricsMiddleware, metrics=stats)  # added last: outermost, sees every answer
+    guarded = [Depends(require_token)]
+    for router in routers:  # first: routes are matched in order, and these take the load
+        app.include_router(router, prefix="/v1", dependencies=guarded)
+    app.include_router(info.router, prefix="/v1", dependencies=guarded)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    guarded = [Depends(require_token)]
-    app.include_router(info.router, prefix="/v1", dependencies=guarded)
-    for router in routers:
-        app.include_router(router, prefix="/v1", dependencies=guarded)
     return app
