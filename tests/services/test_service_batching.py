@@ -254,3 +254,11 @@ def test_bad_batching_settings_fail_naming_the_variable(monkeypatch, variable, v
     monkeypatch.setenv(f"AELINK_ENCODER_{variable}", value)
     with pytest.raises(SettingsError, match=f"AELINK_ENCODER_{variable}"):
         load_settings(EncoderSettings)
+
+
+def test_the_schema_asks_for_a_token_only_when_one_is_set(enc, services):
+    # Without a token the guard is not installed at all: nothing to check per request, nothing to claim.
+    plain = enc.get("/openapi.json").json()["paths"]["/v1/encode"]["post"]
+    guarded = httpx.get(f"{services.guarded.url}/openapi.json").json()["paths"]["/v1/encode"]["post"]
+    assert "security" not in plain
+    assert guarded["security"] == [{"HTTPBearer": []}]
