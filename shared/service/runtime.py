@@ -176,7 +176,10 @@ class HalfRuntime:
     async def infer(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, *input_shape) -> outputs, run in a dynamic batch with other requests' inputs;
         a 503 Problem (with Retry-After) when the queue is full."""
-        return await self.submit(_Infer(np.asarray(x, np.float32)))
+        x = np.asarray(x, np.float32)
+        if not len(x):
+            raise ValueError("infer() needs at least one input")
+        return await self.submit(_Infer(x))
 
     async def submit(self, job: Job) -> Any:
         """Run a request's job in a dynamic batch; its answer, or its own exception raised; a 503 Problem
