@@ -21,13 +21,13 @@ def check_answerable(answer: str, count: int) -> None:
                       " accept application/json or application/octet-stream for several")
 
 
-def respond(answer: str, images: np.ndarray, model: str, fingerprint: str,
-            with_pixels: bool) -> Response | DecodeResponse:
-    """`images` is uint8 (N,28,28)."""
+def respond(answer: str, images: np.ndarray, model: str, fingerprint: str, with_pixels: bool) -> Response:
+    """`images` is uint8 (N,28,28); the answer is framed to bytes here, in the caller's (worker) thread."""
     if answer == PNG:
         return Response(pixels_to_png(images[0]), media_type=PNG)
     if answer == OCTET:
         return Response(np.ascontiguousarray(images).tobytes(), media_type=OCTET)
     pngs = [base64.b64encode(pixels_to_png(img)).decode("ascii") for img in images]
-    return DecodeResponse(model=model, fingerprint=fingerprint, count=len(images), images=pngs,
+    body = DecodeResponse(model=model, fingerprint=fingerprint, count=len(images), images=pngs,
                           pixels=images.tolist() if with_pixels else None)
+    return Response(body.model_dump_json(exclude_none=True), media_type=JSON)

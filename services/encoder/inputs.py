@@ -1,24 +1,30 @@
 """Read the images of an encode request, in any of its forms, as float32 (N,28,28) and fitted flags.
 
 The images are in [0,1]; the flags say, per image, whether it was fitted to MNIST form. The parsing is
-synchronous (bytes in, arrays out) and runs in a worker thread: decoding and fitting a
-large photo takes tens of milliseconds, which the event loop must not wait for.
+synchronous (bytes in, arrays out) and never runs on the event loop: raw bodies are parsed in the batch
+thread (their count is known from their length), files, JSON and multipart bodies in a bounded worker
+thread first (decoding and fitting a large photo takes tens of milliseconds; their count comes from
+parsing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import numpy as np
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.types import Message, Scope
 
 from services.encoder.schemas import EncodeRequest
 from shared.service.images import (
     DEFAULT_MAX_PIXELS,
+    PIXELS,
     ImageError,
     ImageTooLarge,
     arrays_to_pixels,
@@ -101,26 +107,66 @@ async def _uploads(request: Request, max_images: int) -> list[tuple[str, bytes]]
     return files
 
 
-async def read_images(request: Request, max_images: int, fit: str = "auto",
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> Parsed:
-    kind = content_type(request)
-    try:
-        if kind == "multipart/form-data":
-            files = await _uploads(request, max_images)
-            if len(files) > max_images:
-                raise too_many(len(files), max_images)
-            images, fitted = await run_in_threadpool(from_files, files, fit, max_pixels)
-        elif kind not in FORMS:
-            raise unsupported(kind, FORMS)
-        else:
-            body = await request.body()
-            if not body:
-                raise Problem(400, "empty-body", f"the request body is empty; send images as {kind}")
-            images, fitted = await run_in_threadpool(from_body, kind, body, fit, max_pixels, max_images)
-    except ImageError as e:
-        raise bad_image(e) from None
-    if len(images) == 0:
+def from_multipart(scope: Scope, body: bytes, max_images: int, fit: str, max_pixels: int) -> Parsed:
+    """A multipart body already read -> images; in a worker thread, with starlette's own form parser run
+    on a private event loop, so the parts are parsed off the service's loop."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    files = asyncio.run(_uploads(Request(scope, receive), max_images))
+    if len(files) > max_images:
+        raise too_many(len(files), max_images)
+    return from_files(files, fit, max_pixels)
+
+
+def check_count(count: int, max_images: int) -> None:
+    if count == 0:
         raise Problem(400, "no-images", "the request holds no images")
-    if len(images) > max_images:
-        raise too_many(len(images), max_images)
-    return images, fitted
+    if count > max_images:
+        raise too_many(count, max_images)
+
+
+def _checked(parse: Callable[[], Parsed], max_images: int) -> Callable[[], Parsed]:
+    """The parse as a worker or the batch thread runs it: a bad image gets 422 (413 when too large), a
+    bad count 400 or 413."""
+
+    def run() -> Parsed:
+        try:
+            images, fitted = parse()
+        except ImageError as e:
+            raise bad_image(e) from None
+        check_count(len(images), max_images)
+        return images, fitted
+
+    return run
+
+
+async def read_images(request: Request, max_images: int, offload: Callable[..., Awaitable[Parsed]],
+                      fit: str = "auto", max_pixels: int = DEFAULT_MAX_PIXELS
+                      ) -> tuple[Callable[[], Parsed], int]:
+    """The request's images as (parse, count): `parse()` (for the batch thread) gives the images and their
+    fitted flags, or raises the request's 4xx; `count` is N. A raw body's count is known from its length
+    (so a raw body of too many images is refused before anything is parsed) and it is parsed in the batch
+    thread; the other forms are parsed first, by `offload` in a worker thread, to learn their count."""
+    kind = content_type(request)
+    if kind not in FORMS:
+        raise unsupported(kind, FORMS)
+    declared = request.headers.get("content-length", "")
+    raw_count = int(declared) // PIXELS if kind == "application/octet-stream" and declared.isdigit() else 0
+    if raw_count > max_images and not int(declared) % PIXELS:  # refused before the body is even read
+        check_count(raw_count, max_images)
+    body = await request.body()
+    if kind == "multipart/form-data":
+        parsed = await offload(_checked(partial(from_multipart, request.scope, body, max_images, fit, max_pixels),
+                                        max_images))
+        return (lambda: parsed), len(parsed[0])
+    if not body:
+        raise Problem(400, "empty-body", f"the request body is empty; send images as {kind}")
+    if kind != "application/octet-stream":  # JSON and image files: decoding may be slow, count unknown
+        parsed = await offload(_checked(partial(from_body, kind, body, fit, max_pixels, max_images), max_images))
+        return (lambda: parsed), len(parsed[0])
+    count = len(body) // PIXELS
+    if count > max_images and not len(body) % PIXELS:  # refused from the length alone, before parsing
+        check_count(count, max_images)  # (a chunked body carries no Content-Length)
+    return _checked(partial(from_body, kind, body), max_images), max(count, 1)

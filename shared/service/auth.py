@@ -15,7 +15,7 @@ from shared.service.problems import PROBLEM_JSON, Problem
 SCHEME = "bearerAuth"
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     token = request.app.state.settings.token
     if token is None:
         return

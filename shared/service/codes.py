@@ -12,7 +12,6 @@ from shared.codec import wire
 from shared.codec.config import ModelConfig
 from shared.codec.rangecoder import CodeError
 from shared.service.problems import Problem
-from shared.service.runtime import HalfRuntime
 
 # variable-length formats are the entropy-coded ones (rc): they need the model's tables
 ENTROPY_CODED = [name for name, f in wire.FORMATS.items() if f.variable]
@@ -42,24 +41,39 @@ def check_format(config: ModelConfig, fmt: str | None) -> str:
     return fmt
 
 
-def to_codes(runtime: HalfRuntime, latents: np.ndarray, fmt: str) -> wire.Codes:
-    """float32 latents (N, *code_shape) -> codes in fmt (already checked for this model)."""
-    fingerprint = runtime.weights.fingerprint
-    if fmt in ENTROPY_CODED:  # pure Python work: call from a worker thread, not the event loop
-        return wire.Codes(fingerprint, fmt, tuple(latents.shape[1:]), tuple(runtime.compress(latents)))
+def to_codes(fingerprint: str, latents: np.ndarray, fmt: str, payloads: list[bytes] | None = None) -> wire.Codes:
+    """float32 latents (N, *code_shape) -> codes in fmt (already checked for this model); an entropy-coded
+    format takes the payloads the batch's coding pass made (`HalfRuntime.compress`)."""
+    if fmt in ENTROPY_CODED:
+        assert payloads is not None and len(payloads) == len(latents), "entropy-coded formats need payloads"
+        return wire.Codes(fingerprint, fmt, tuple(latents.shape[1:]), tuple(payloads))
     return wire.encode_codes(latents, fingerprint, fmt)
 
 
-def to_latents(runtime: HalfRuntime, codes: wire.Codes) -> np.ndarray:
-    """Codes already checked to be this model's (fingerprint, shape) -> float32 (N, *code_shape).
-    A code that does not decode or holds values no encoder makes gets 422, naming the code."""
-    check_format(runtime.config, codes.format)
+def fixed_latents(codes: wire.Codes) -> np.ndarray:
+    """Fixed-length codes already checked to be this model's -> float32 (N, *code_shape); 422 for values
+    no encoder makes (NaN, infinities, out of range)."""
     try:
-        if codes.format in ENTROPY_CODED:
-            return wire.check_values(runtime.decompress(codes.payloads))
         return wire.decode_codes(codes)
-    except CodeError as e:
-        raise Problem(422, "undecodable-code", f"{e} (a truncated or corrupted {codes.format} code, or one"
-                      " made with other tables)") from None
     except wire.WireError as e:
-        raise Problem(422, "bad-code-values", str(e)) from None
+        raise bad_values(e) from None
+
+
+def checked_latents(latents: np.ndarray) -> np.ndarray:
+    """Latents an entropy-coded code decoded to, refused (422) if out of range for any model."""
+    try:
+        return wire.check_values(latents)
+    except wire.WireError as e:
+        raise bad_values(e) from None
+
+
+def bad_values(e: wire.WireError) -> Problem:
+    return Problem(422, "bad-code-values", str(e))
+
+
+def undecodable(e: Exception, fmt: str) -> Exception:
+    """A CodeError from decoding fmt codes, as the 422 naming the code (other errors unchanged)."""
+    if not isinstance(e, CodeError):
+        return e
+    return Problem(422, "undecodable-code", f"{e} (a truncated or corrupted {fmt} code, or one made with"
+                   " other tables)")

@@ -16,13 +16,13 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     """The process is up and answering."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, responses=problem_responses(503))
-def readyz(request: Request) -> Health:
+async def readyz(request: Request) -> Health:
     """Weights loaded, verified and warmed up; 503 before that (and while shutting down)."""
     if shutdown.draining(request.app):
         raise Problem(503, "not-ready", "shutting down", headers={"Retry-After": "1"})

@@ -30,7 +30,16 @@ class ServiceSettings(BaseSettings):
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger bodies get 413")
     max_images: int = Field(256, ge=1, le=65536, description="images or codes per request; more get 413")
     token: SecretStr | None = Field(None, description="when set, /v1/* require 'Authorization: Bearer <token>'")
-    threads: int = Field(1, ge=1, le=64, description="torch CPU threads for inference")
+    threads: int = Field(1, ge=1, le=64, description="torch CPU threads for inference, and threads parsing"
+                         " JSON and multipart bodies, per worker process")
+    workers: int = Field(1, ge=1, le=64, description="worker processes, each loading the half; THREADS x"
+                         " WORKERS bounds the CPU the service uses")
+    max_batch: int = Field(16, ge=1, le=1024, description="images per model call: concurrent requests"
+                           " are batched up to this many (every call is padded to exactly this many)")
+    batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest a request waits for others to"
+                                 " share its batch")
+    max_queue: int = Field(1024, ge=1, le=1 << 20, description="images waiting for a batch; past it"
+                           " requests get 503 with Retry-After at once")
     log_level: str = Field("info", pattern=r"^(critical|error|warning|info|debug|trace)$")
     shutdown_drain_seconds: float = Field(
         1.0, ge=0, le=300, description="on SIGTERM, /readyz says 503 and requests are still served this long")

@@ -26,9 +26,6 @@ SCHEMA_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
 MI = 2**20
 MEMORY_PER_PROCESS = 384 * MI  # a loaded worker holds ~300 MiB, and so does the supervisor of several
 ROUTES = {r.path for r in [*health.router.routes, *metrics.router.routes]}
-# WORKERS (worker processes per pod) is added to the services by the batching work, merged separately;
-# until then a service ignores the variable. Once the setting exists it is checked like every other.
-ARRIVING = {"workers"}
 
 
 def render(overlay: str) -> list[dict]:
@@ -66,7 +63,7 @@ def env(c: dict) -> dict[str, dict]:
 def setting(c: dict, half: str, name: str) -> str:
     """A plain setting's value in the container, or the service's default when the manifest leaves it out."""
     e = env(c).get(f"AELINK_{half.upper()}_{name}")
-    assert e is not None or name.lower() not in ARRIVING, f"set {name} explicitly"
+    assert e is not None or name != "WORKERS", f"set {name} explicitly: the pod's resources depend on it"
     return e["value"] if e is not None else str(HALVES[half][1].model_fields[name.lower()].default)
 
 
@@ -106,7 +103,7 @@ def test_each_half_runs_its_own_image_and_only_real_settings(objects, half):
     assert c["image"].split("/")[-1].split(":")[0] == f"aelink-{half}", c["image"]
     prefix = f"AELINK_{half.upper()}_"
     for name in env(c):  # every variable is a real setting of this half (a typo would be ignored)
-        assert name.startswith(prefix) and name[len(prefix):].lower() in {*settings.model_fields, *ARRIVING}, name
+        assert name.startswith(prefix) and name[len(prefix):].lower() in settings.model_fields, name
     assert setting(c, half, "HOST") == "0.0.0.0" and setting(c, half, "PORT") == str(port)
     assert c["ports"] == [{"name": "http", "containerPort": port}]
     svc = one(objects, "Service", f"aelink-{half}")
