@@ -23,6 +23,7 @@ from service_helpers import OCTET, assert_problem, b64, png
 from aelink.client import LocalService, free_port
 from services.encoder.settings import EncoderSettings
 from shared.codec import wire
+from shared.service.auth import SCHEME
 from shared.service.settings import SettingsError, load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -241,7 +242,8 @@ def test_two_workers_refuse_bad_weights_with_one_line(tmp_path):
     (tmp_path / "compact32").mkdir()
     bad = tmp_path / "compact32" / "encoder.safetensors"
     bad.write_bytes(b"not a safetensors file")
-    cmd = [sys.executable, "-m", "services.encoder", "--port", str(free_port()), "--weights-dir", str(tmp_path)]
+    cmd = [sys.executable, "-m", "services.encoder", "--port", str(free_port()), "--weights-dir", str(tmp_path),
+           "--model", "compact32"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "AELINK_ENCODER_WORKERS": "2"})
     assert proc.returncode == 3, proc.stderr
@@ -261,4 +263,4 @@ def test_the_schema_asks_for_a_token_only_when_one_is_set(enc, services):
     plain = enc.get("/openapi.json").json()["paths"]["/v1/encode"]["post"]
     guarded = httpx.get(f"{services.guarded.url}/openapi.json").json()["paths"]["/v1/encode"]["post"]
     assert "security" not in plain
-    assert guarded["security"] == [{"HTTPBearer": []}]
+    assert guarded["security"] == [{SCHEME: []}]
