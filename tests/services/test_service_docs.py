@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from service_helpers import png
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -36,6 +37,9 @@ def workdir(tmp_path_factory, digits):
     d = tmp_path_factory.mktemp("curl")
     (d / "digit.png").write_bytes(png(digits[0]))
     (d / "digit2.png").write_bytes(png(digits[1]))
+    # a "photographed" digit: dark ink on light paper, 200x200, as a JPEG (the encoder fits it)
+    photo = Image.fromarray(255 - digits[2]).resize((200, 200), Image.BILINEAR)
+    photo.convert("RGB").save(d / "photo.jpg", quality=85)
     return d
 
 
