@@ -29,7 +29,7 @@ tools:
 	  { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }; }; } || \
 	  echo "note: the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it" >&2
 
-test: setup tools
+test: setup tools chromium
 	$(PY) -m pytest -q
 
 demo: setup

@@ -34,7 +34,7 @@ WIRE_FIELDS = {"version", "fingerprint", "format", "shape", "codes"}
 def browser(tmp_path_factory):
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no Chromium at {CHROMIUM}: the browser tests need Debian's chromium (`apt-get install -y"
-                    " chromium`, as root; .ci/run does it) or AELINK_CHROMIUM=/path/to/chromium")
+                    " chromium`, as root; make test does it) or AELINK_CHROMIUM=/path/to/chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
