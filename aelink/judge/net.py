@@ -17,7 +17,9 @@ CLASSES = 10
 
 
 class DigitClassifier(nn.Module):
-    """Conv(16, 5x5) > pool > Conv(32, 5x5) > pool > 64 > 10: 65,162 parameters, 261 KB as float32."""
+    """Conv(16, 5x5) > pool > Conv(32, 5x5) > pool > 64 > 10: 65,162 parameters, 261 KB as float32.
+    No dropout, as LeNet: a judge should be sure of real digits (with dropout 0.25 a prototype was
+    confident, p >= 0.9, on only 95.8% of the test originals, at the same accuracy)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,13 +27,12 @@ class DigitClassifier(nn.Module):
         self.conv2 = nn.Conv2d(16, 32, 5)  # 10x10 -> pool -> 5x5
         self.fc1 = nn.Linear(32 * 5 * 5, 64)
         self.fc2 = nn.Linear(64, CLASSES)
-        self.dropout = nn.Dropout(0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N,1,28,28) in [0,1] -> logits (N,10)."""
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(self.dropout(F.relu(self.fc1(x.flatten(1)))))
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:

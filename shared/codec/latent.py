@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import torch
 
 from shared.codec.config import ModelConfig
 
 MAX_TEMPERATURE = 10.0  # beyond a few prior stds the decoder shows nothing a digit looks like
-MAX_SEED = 2**63 - 1  # torch.Generator takes any int64 seed
+MAX_SEED = 2**63 - 1  # any non-negative int64
 
 
 def sample_prior(config: ModelConfig, n: int, seed: int, temperature: float = 1.0) -> np.ndarray:
@@ -16,11 +17,12 @@ def sample_prior(config: ModelConfig, n: int, seed: int, temperature: float = 1.
     The same seed gives the same latents in any process; a larger n keeps the first draws."""
     if not config.has_prior:
         raise ValueError(f"{config.name} is a {config.kind} model: it has no prior to sample from")
-    if n < 1 or not 0 <= seed <= MAX_SEED or not 0 <= temperature <= MAX_TEMPERATURE:
+    if n < 1 or not 0 <= seed <= MAX_SEED or not (math.isfinite(temperature) and 0 <= temperature <= MAX_TEMPERATURE):
         raise ValueError(f"need n >= 1, 0 <= seed <= {MAX_SEED} and 0 <= temperature <= {MAX_TEMPERATURE}")
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn((n, *config.code_shape), generator=g, dtype=torch.float32)
-    return (z * temperature).numpy()
+    # numpy's generator draws one value after another (torch.randn fills 16 at a time), so a larger n
+    # keeps the first draws; PCG64 gives the same stream on every platform
+    z = np.random.default_rng(seed).standard_normal((n, *config.code_shape), dtype=np.float32)
+    return z * np.float32(temperature)
 
 
 def interpolate(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
