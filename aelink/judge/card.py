@@ -59,7 +59,8 @@ def render_judge(entries: list[dict]) -> list[str]:
         out += ["", "### Drawn digits", "",
                 f"{SAMPLES:,} digits drawn from each vae's prior N(0, I) (seed {SAMPLE_SEED}, its std scaled by the "
                 f"temperature), judged. Target (issue 11), at temperature 1: at least {CONFIDENT_SHARE:g}% judged "
-                f"with confidence >= {CONFIDENCE:g}, and every class between {lo:g}% and {hi:g}% of them.", "",
+                f"with confidence >= {CONFIDENCE:g}, and every class between {lo:g}% and {hi:g}% of them. For scale: "
+                f"the judge is that confident of {j['original_confident_share']:.1f}% of the real test digits.", "",
                 "| model | temperature | confident | class shares (0..9, %) | target |", "|---|---|---|---|---|"]
         for e in drawn:
             for s in e["samples"]:

@@ -51,8 +51,11 @@ class Judge:
 
     def __init__(self, classifier, originals: torch.Tensor, labels: torch.Tensor, info: dict | None = None) -> None:
         self.classifier, self.labels, self.info = classifier, labels.long(), info or {}
-        self.original_pred = classifier.predict(originals)
+        probabilities = classifier.probabilities(originals)
+        self.original_pred = probabilities.argmax(1)
         self.original_accuracy = accuracy(self.original_pred, self.labels)
+        # how sure it is of real digits: the ceiling of what a vae's drawn digits can score
+        self.original_confident = (probabilities.max(1).values >= CONFIDENCE).float().mean().item() * 100
 
     def identity(self, recon: torch.Tensor, psnr: float) -> dict:
         """Reconstructions of the originals (same order) -> accuracy, agreement, drop and target."""
@@ -63,6 +66,7 @@ class Judge:
 
     def summary(self) -> dict:
         return {"original_accuracy": self.original_accuracy, "images": len(self.labels),
+                "original_confident_share": self.original_confident,
                 "recorded_test_accuracy": self.info.get("test_accuracy")}
 
 
