@@ -60,6 +60,7 @@ def render(entries: list[dict], dataset: str) -> str:
     for e in entries:
         c = e["config"]
         loss = f"{c['loss']} + {c['lmbda']:g} x bits" if c.get("lmbda") else c["loss"]  # rd: its rate term
+        loss = f"{c['loss']} + {c['beta']:g} x KL" if c.get("beta") else loss  # vae: its KL term
         lead = [e["model"], loss, str(c["noise"] or "-"), str(e["epochs"]),
                 f"{e['median_epoch_seconds']:.0f}" if e["median_epoch_seconds"] else "-",
                 f"{e['parameters']['encoder']:,} / {e['parameters']['decoder']:,}"]

@@ -59,7 +59,7 @@ def test_cli_writes_table_json_and_plot(folders, data_dir, tmp_path):
     assert main(["bench", "rd", "--weights-root", str(folders), "--limit", "20", "--pca", "4",
                  "--data-dir", str(data_dir), "--out", str(out)]) == 0
     rows = list(csv.DictReader((out / "rd.csv").open()))
-    assert {"family", "method", "bytes", "psnr", "ssim", "estimate_bytes"} == set(rows[0])
+    assert {"family", "method", "bytes", "psnr", "ssim", "estimate_bytes", "accuracy", "agreement"} == set(rows[0])
     assert json.loads((out / "rd.json").read_text())["images"] == 20
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
