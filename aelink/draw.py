@@ -45,7 +45,8 @@ def services(encoder_url: str | None, decoder_url: str | None, halves: tuple[str
         for s in started:
             s.wait_ready()
         urls = {s.half: s.url for s in started}
-        with DrawClient(encoder_url or urls.get("encoder", "http://unused"),
+        # `aelink sample` needs no encoder: its client half points nowhere and is never called
+        with DrawClient(encoder_url or urls.get("encoder", "http://127.0.0.1:9"),
                         decoder_url or urls["decoder"], token) as client:
             yield client
     finally:
