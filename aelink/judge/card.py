@@ -29,6 +29,11 @@ def judge_prior(decoder, judge) -> list[dict]:
     return out
 
 
+def judge_confidence(images: torch.Tensor, judge) -> float:
+    """Percent of images the judge gives a class with probability >= CONFIDENCE."""
+    return (judge.classifier.probabilities(images).max(1).values >= CONFIDENCE).float().mean().item() * 100
+
+
 def render_judge(entries: list[dict]) -> list[str]:
     judged = [e for e in entries if "judge" in e]
     if not judged:
@@ -60,7 +65,10 @@ def render_judge(entries: list[dict]) -> list[str]:
                 f"{SAMPLES:,} digits drawn from each vae's prior N(0, I) (seed {SAMPLE_SEED}, its std scaled by the "
                 f"temperature), judged. Target (issue 11), at temperature 1: at least {CONFIDENT_SHARE:g}% judged "
                 f"with confidence >= {CONFIDENCE:g}, and every class between {lo:g}% and {hi:g}% of them. For scale: "
-                f"the judge is that confident of {j['original_confident_share']:.1f}% of the real test digits.", "",
+                f"the judge is that confident of {j['original_confident_share']:.1f}% of the real test digits"
+                + "".join(f", of {e['reconstructions_confident_share']:.1f}% of {e['model']}'s reconstructions of them"
+                          for e in drawn if "reconstructions_confident_share" in e)
+                + " (drawn digits can hardly do better than a model's own reconstructions).", "",
                 "| model | temperature | confident | class shares (0..9, %) | target |", "|---|---|---|---|---|"]
         for e in drawn:
             for s in e["samples"]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from aelink.judge.card import judge_prior, render_judge
-from aelink.measure.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs
+from aelink.judge.card import judge_confidence, judge_prior, render_judge
+from aelink.measure.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs, reconstruct
 from aelink.training.autoencoder import count_parameters
 
 
@@ -33,7 +33,9 @@ def measure(root: Path, train: torch.Tensor, test: torch.Tensor, judge=None) -> 
             "median_epoch_seconds": statistics.median(r["seconds"] for r in history) if history else None,
             "noise": info["noise"], "images": info["images"], "rows": [r.as_dict() for r in rows],
             **({"judge": info["judge"]} if "judge" in info else {}),
-            **({"samples": judge_prior(decoder, judge)} if judge is not None and config.has_prior else {}),
+            **({"samples": judge_prior(decoder, judge), "reconstructions_confident_share":
+                judge_confidence(reconstruct(encoder, decoder, test), judge)}
+               if judge is not None and config.has_prior else {}),
         })
     return entries
 
