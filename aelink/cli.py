@@ -14,8 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     from aelink.commands import (
         bench_cmd,
         card_cmd,
+        classifier_cmd,
         data_cmd,
         demo_cmd,
+        draw_cmd,
         eval_cmd,
         export_cmd,
         send_cmd,
@@ -27,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
     parser.add_argument("--version", action="version", version=f"aelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, web_cmd, bench_cmd):
+    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, web_cmd,
+                   bench_cmd, classifier_cmd, draw_cmd):
         module.register(sub)
     return parser
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aelink.commands.common import add_data_args, int_list
+from aelink.commands.common import add_data_args, add_judge_arg, int_list, judge_for
 from shared.codec.config import PRESETS
 
 
@@ -32,6 +32,7 @@ def register(sub) -> None:
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     r.add_argument("--out", type=Path, default=Path("out/bench_rd"), help="folder for rd.csv, rd.json, rd.png")
     add_data_args(r)
+    add_judge_arg(r)
     r.set_defaults(run=run_rd)
     v = kinds.add_parser("serve", help="the pair under load: in process, HTTP batched, C single-image clients"
                          " (hey), /healthz under a flood; against a no-op FastAPI pair",
@@ -77,9 +78,11 @@ def run_rd(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
-    test = to_tensor(load_split("test", args.data_dir, args.dataset)[0][: args.limit])
+    images, labels = load_split("test", args.data_dir, args.dataset)
+    test = to_tensor(images[: args.limit])
+    judge = judge_for(args, test, labels[: args.limit])
     folders = model_folders(args.weights_root, args.weights)
-    points = bench_rd(train, test, folders, list(args.pca))
+    points = bench_rd(train, test, folders, list(args.pca), judge=judge)
     print(format_table(points))
     paths = write_outputs(points, args.out, len(test))
     print(f"{len(test):,} test images; wrote " + ", ".join(map(str, paths)))

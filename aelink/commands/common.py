@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aelink.data.datasets import DATASETS
 
@@ -18,3 +19,29 @@ def int_list(text: str) -> tuple[int, ...]:
         return tuple(int(t) for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_judge_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", type=Path, default=Path("weights/classifier/classifier.safetensors"),
+                   help="the digit classifier that judges reconstructions (MNIST only; `--judge none`: no judge)")
+
+
+def judge_for(args: argparse.Namespace, test, labels):
+    """The judge of these test images, or None (not MNIST, `--judge none`, or no classifier file: said)."""
+    import sys
+
+    if args.dataset != "mnist" or str(args.judge) == "none":
+        return None
+    if not args.judge.is_file():
+        print(f"note: no judge at {args.judge} (train one with `aelink classifier train`): no accuracy figures",
+              file=sys.stderr)
+        return None
+    from aelink.judge.score import load_judge
+
+    return load_judge(args.judge, test, torch_labels(labels))
+
+
+def torch_labels(labels):
+    import torch
+
+    return torch.from_numpy(labels.astype("int64"))

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aelink.commands.common import add_data_args
+from aelink.commands.common import add_data_args, add_judge_arg, judge_for
 
 
 def register(sub) -> None:
@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the input noise")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_data_args(p)
+    add_judge_arg(p)
     p.set_defaults(run=run)
 
 
@@ -25,12 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from aelink.measure.evaluate import evaluate, format_table
 
     train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
-    test = to_tensor(load_split("test", args.data_dir, args.dataset)[0][: args.limit])
-    rows, info = evaluate(args.weights, train, test, args.noise, args.seed)
+    images, labels = load_split("test", args.data_dir, args.dataset)
+    test = to_tensor(images[: args.limit])
+    judge = judge_for(args, test, labels[: args.limit])
+    rows, info = evaluate(args.weights, train, test, args.noise, args.seed, judge)
     if args.json:
         print(json.dumps({**info, "rows": [r.as_dict() for r in rows]}, indent=1))
     else:
         print(f"{info['model']} on {info['images']} {args.dataset} test images"
               + (f", input noise sigma {info['noise']}" if info["noise"] else ""))
+        if judge is not None:
+            print(f"judge {args.judge}: {judge.original_accuracy:.2f}% on the originals")
         print(format_table(rows))
     return 0

@@ -10,6 +10,9 @@ per-image PSNR, capped at 100 dB for a perfect image):
 - Pillow, each image its own 28x28 grayscale file, its real size, each codec at its best compression:
   PNG (optimize), WebP lossless and lossy at several qualities (method 6), JPEG at several qualities
   (optimized Huffman tables). These settings reproduce the issue's reference sizes.
+
+With the judge (a digit classifier, aelink.judge), every point also gets its accuracy on the decoded
+images and its agreement with the originals' classes, and the plot a third panel: bytes against accuracy.
 """
 
 from __future__ import annotations
@@ -41,14 +44,21 @@ class Point:
     psnr: float  # mean of per-image PSNR (dB)
     ssim: float
     estimate_bytes: float | None = None  # rd: the information under the prior's tables, / 8
+    accuracy: float | None = None  # the judge's, on the decoded images (%)
+    agreement: float | None = None  # decoded images given their original's class by the judge (%)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def scored(family: str, method: str, recon: torch.Tensor, target: torch.Tensor, sizes, estimate=None) -> Point:
+def scored(family: str, method: str, recon: torch.Tensor, target: torch.Tensor, sizes, estimate=None,
+           judge=None) -> Point:
     row = score(method, recon, target, None)
-    return Point(family, method, float(np.mean(sizes)), row.psnr_mean_per_image, row.ssim, estimate)
+    point = Point(family, method, float(np.mean(sizes)), row.psnr_mean_per_image, row.ssim, estimate)
+    if judge is not None:
+        verdict = judge.identity(recon, row.psnr_mean_per_image)
+        point.accuracy, point.agreement = verdict["accuracy"], verdict["agreement"]
+    return point
 
 
 # --- Pillow ------------------------------------------------------------------------------------------
@@ -65,7 +75,7 @@ def pillow_round_trip(images: np.ndarray, fmt: str, **params) -> tuple[torch.Ten
     return torch.from_numpy(np.stack(decoded).astype(np.float32) / 255.0)[:, None], sizes
 
 
-def pillow_points(images: np.ndarray, target: torch.Tensor) -> list[Point]:
+def pillow_points(images: np.ndarray, target: torch.Tensor, judge=None) -> list[Point]:
     runs = [("PNG", "optimize", "PNG", {"optimize": True}),
             ("WebP lossless", "lossless", "WEBP", {"lossless": True, "method": 6})]
     runs += [("WebP lossy", f"q{q}", "WEBP", {"quality": q, "method": 6}) for q in WEBP_QUALITIES]
@@ -73,7 +83,7 @@ def pillow_points(images: np.ndarray, target: torch.Tensor) -> list[Point]:
     points = []
     for family, method, fmt, params in runs:
         recon, sizes = pillow_round_trip(images, fmt, **params)
-        points.append(scored(family, method, recon, target, sizes))
+        points.append(scored(family, method, recon, target, sizes, judge=judge))
     return points
 
 
@@ -87,24 +97,25 @@ def u8_round_trip(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 @torch.no_grad()
-def model_points(folder: Path, target: torch.Tensor) -> list[Point]:
+def model_points(folder: Path, target: torch.Tensor, judge=None) -> list[Point]:
     encoder, decoder, meta = load_pair(folder)
     config = meta.config
     if config.entropy_coded:
         recon, codes = transmit(encoder, decoder, target)
         info = torch.cat([encoder.entropy.information_bits(encoder(x)) for x in target.split(1000)])
-        return [scored("rd", config.name, recon, target, wire.wire_bytes(codes), info.mean().item() / 8)]
-    if config.kind != "compact" or config.noise:  # the seed's code is larger than the image: no
+        return [scored("rd", config.name, recon, target, wire.wire_bytes(codes), info.mean().item() / 8,
+                       judge=judge)]
+    if config.kind not in ("compact", "vae") or config.noise:  # the seed's code is larger than the image: no
         return []  # codec; a denoiser is made for noisy inputs, its clean-input point would mislead
     latents = torch.cat([encoder(x) for x in target.split(1000)]).numpy()
     as_u8, u8_bytes = u8_round_trip(latents)
     f32 = torch.cat([decoder(z) for z in torch.from_numpy(latents).split(1000)])
     u8 = torch.cat([decoder(z) for z in torch.from_numpy(as_u8).split(1000)])
-    return [scored("compact f32", config.name, f32, target, [4 * config.code_numel]),
-            scored("compact u8", config.name, u8, target, [u8_bytes])]
+    return [scored(f"{config.kind} f32", config.name, f32, target, [4 * config.code_numel], judge=judge),
+            scored(f"{config.kind} u8", config.name, u8, target, [u8_bytes], judge=judge)]
 
 
-def pca_points(train: torch.Tensor, target: torch.Tensor, sizes: list[int]) -> list[Point]:
+def pca_points(train: torch.Tensor, target: torch.Tensor, sizes: list[int], judge=None) -> list[Point]:
     points = []
     for k in sizes:
         pca = PCA(train, k)
@@ -112,7 +123,7 @@ def pca_points(train: torch.Tensor, target: torch.Tensor, sizes: list[int]) -> l
         as_u8, u8_bytes = u8_round_trip(scores)
         for family, values, size in (("PCA f32", scores, 4 * k), ("PCA u8", as_u8, u8_bytes)):
             recon = pca.decode(torch.from_numpy(values), target.shape)
-            points.append(scored(family, f"k{k}", recon, target, [size]))
+            points.append(scored(family, f"k{k}", recon, target, [size], judge=judge))
     return points
 
 
@@ -122,17 +133,18 @@ def model_folders(root: Path | None, extra: list[Path]) -> list[Path]:
 
 
 def bench_rd(train: torch.Tensor, test: torch.Tensor, folders: list[Path], pca_sizes: list[int],
-             log=print) -> list[Point]:
-    """All the points, on test (N,1,28,28) in [0,1] (8-bit values, as MNIST's are)."""
+             log=print, judge=None) -> list[Point]:
+    """All the points, on test (N,1,28,28) in [0,1] (8-bit values, as MNIST's are); with a judge
+    (aelink.judge.score.Judge of these test images), each point's accuracy and agreement too."""
     images = np.rint(test[:, 0].numpy() * 255).astype(np.uint8)
     points = []
     for folder in folders:
         log(f"model {folder}")
-        points += model_points(folder, test)
+        points += model_points(folder, test, judge)
     log(f"PCA k = {', '.join(map(str, pca_sizes))}")
-    points += pca_points(train, test, pca_sizes)
+    points += pca_points(train, test, pca_sizes, judge)
     log("Pillow: PNG, WebP, JPEG")
-    points += pillow_points(images, test)
+    points += pillow_points(images, test, judge)
     return points
 
 
@@ -140,10 +152,11 @@ def bench_rd(train: torch.Tensor, test: torch.Tensor, folders: list[Path], pca_s
 
 
 def format_table(points: list[Point]) -> str:
-    lines = [f"{'family':<14} {'method':<12} {'bytes':>7} {'estimate':>8} {'PSNR':>6} {'SSIM':>6}"]
+    lines = [f"{'family':<14} {'method':<12} {'bytes':>7} {'estimate':>8} {'PSNR':>6} {'SSIM':>6} {'acc%':>6} {'agree%':>6}"]
     for p in points:
         est = "-" if p.estimate_bytes is None else f"{p.estimate_bytes:.1f}"
-        lines.append(f"{p.family:<14} {p.method:<12} {p.bytes:>7.1f} {est:>8} {p.psnr:>6.2f} {p.ssim:>6.3f}")
+        judged = "" if p.accuracy is None else f" {p.accuracy:>6.2f} {p.agreement:>6.2f}"
+        lines.append(f"{p.family:<14} {p.method:<12} {p.bytes:>7.1f} {est:>8} {p.psnr:>6.2f} {p.ssim:>6.3f}{judged}")
     return "\n".join(lines)
 
 
@@ -166,9 +179,12 @@ def plot(points: list[Point], path: Path, images: int) -> None:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    panels = [("psnr", "PSNR (dB, mean per image)"), ("ssim", "SSIM")]
+    if all(p.accuracy is not None for p in points):
+        panels.append(("accuracy", "judge's accuracy on the decoded images (%)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.2))
     families = list(dict.fromkeys(p.family for p in points))
-    for ax, metric, label in ((axes[0], "psnr", "PSNR (dB, mean per image)"), (axes[1], "ssim", "SSIM")):
+    for ax, (metric, label) in zip(axes, panels, strict=True):
         for family in families:
             series = sorted((p for p in points if p.family == family), key=lambda p: p.bytes)
             if family in ("PNG", "WebP lossless"):  # lossless: a byte count, no distortion to plot
@@ -191,6 +207,11 @@ def plot(points: list[Point], path: Path, images: int) -> None:
                 ax.plot([XLIM[0], size, size], [db, db, 100], color="green", lw=0.8, alpha=0.5)
                 ax.scatter([size], [db], marker="s", color="green", s=25, zorder=3)
             ax.set_ylim(10, 42)
+        if metric == "accuracy":  # the lossless files hold the originals: their accuracy is the ceiling
+            lossless = next((p.accuracy for p in points if p.family == "PNG"), None)
+            if lossless is not None:
+                ax.axhline(lossless, ls=":", color="grey")
+            ax.set_ylim(max(0.0, min(p.accuracy for p in points) - 1), 100)
         ax.set_xscale("log")
         ax.set_xlim(*XLIM)
         ax.set_xlabel("bytes per image (real file or code length)")

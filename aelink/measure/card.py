@@ -10,16 +10,19 @@ from pathlib import Path
 
 import torch
 
-from aelink.measure.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs
+from aelink.judge.card import judge_confidence, judge_prior, render_judge
+from aelink.measure.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs, reconstruct
 from aelink.training.autoencoder import count_parameters
 
 
-def measure(root: Path, train: torch.Tensor, test: torch.Tensor) -> list[dict]:
+def measure(root: Path, train: torch.Tensor, test: torch.Tensor, judge=None) -> list[dict]:
+    """One entry per model folder; with a judge (aelink.judge.score.Judge of these test images), its
+    verdicts in the rows, and for models with a prior its verdict on 1,000 drawn digits."""
     entries = []
     for folder in model_dirs(root):
         encoder, decoder, meta = load_pair(folder)
         config = meta.config
-        rows, info = evaluate_pair(encoder, decoder, meta, train, test)
+        rows, info = evaluate_pair(encoder, decoder, meta, train, test, judge=judge)
         history_file = folder / "history.json"
         history = json.loads(history_file.read_text()) if history_file.exists() else []
         entries.append({
@@ -29,6 +32,10 @@ def measure(root: Path, train: torch.Tensor, test: torch.Tensor) -> list[dict]:
             "epochs": len(history),
             "median_epoch_seconds": statistics.median(r["seconds"] for r in history) if history else None,
             "noise": info["noise"], "images": info["images"], "rows": [r.as_dict() for r in rows],
+            **({"judge": info["judge"]} if "judge" in info else {}),
+            **({"samples": judge_prior(decoder, judge), "reconstructions_confident_share":
+                judge_confidence(reconstruct(encoder, decoder, test), judge)}
+               if judge is not None and config.has_prior else {}),
         })
     return entries
 
@@ -55,6 +62,7 @@ def render(entries: list[dict], dataset: str) -> str:
     for e in entries:
         c = e["config"]
         loss = f"{c['loss']} + {c['lmbda']:g} x bits" if c.get("lmbda") else c["loss"]  # rd: its rate term
+        loss = f"{c['loss']} + {c['beta']:g} x KL" if c.get("beta") else loss  # vae: its KL term
         lead = [e["model"], loss, str(c["noise"] or "-"), str(e["epochs"]),
                 f"{e['median_epoch_seconds']:.0f}" if e["median_epoch_seconds"] else "-",
                 f"{e['parameters']['encoder']:,} / {e['parameters']['decoder']:,}"]
@@ -64,6 +72,7 @@ def render(entries: list[dict], dataset: str) -> str:
                 f"{r['bce']:.4f}", f"{r['mse']:.5f}", f"{r['psnr_mean_per_image']:.2f}",
                 f"{r['psnr_of_mean_mse']:.2f}", f"{r['ssim']:.4f}"]
             out.append("| " + " | ".join(cells) + " |")
+    out += render_judge(entries)
     out += ["", "Pair fingerprints (the encoder and decoder halves of each model share one):", ""]
     out += [f"- `{e['model']}`: `{e['fingerprint']}`" for e in entries]
     out += ["", "Figures (originals over reconstructions; clean, noisy, denoised for denoising models):", ""]

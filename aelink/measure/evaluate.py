@@ -32,6 +32,13 @@ class Row:
     psnr_mean_per_image: float  # mean over images of each image's PSNR
     psnr_of_mean_mse: float  # PSNR of the MSE averaged over all pixels of all images
     ssim: float
+    # the judge (aelink.judge), when given: its accuracy on these images (%), how often it gives them
+    # their original's class (%), and whether the drop from the originals' accuracy meets issue 11's target
+    accuracy: float | None = None
+    agreement: float | None = None
+    accuracy_drop: float | None = None
+    allowed_drop: float | None = None
+    meets_target: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,25 +118,37 @@ def model_dirs(root: Path) -> list[Path]:
 
 
 def evaluate(weights_dir: str | Path, train: torch.Tensor, test: torch.Tensor,
-             noise: float | None = None, seed: int = 0) -> tuple[list[Row], dict]:
-    """Rows for the model, the PCA baseline at the same code size, and (with noise) the noisy inputs."""
-    return evaluate_pair(*load_pair(weights_dir), train, test, noise, seed)
+             noise: float | None = None, seed: int = 0, judge=None) -> tuple[list[Row], dict]:
+    """Rows for the model, the PCA baseline at the same code size, and (with noise) the noisy inputs;
+    with a judge (aelink.judge.score.Judge of these test images), its verdicts in each row."""
+    return evaluate_pair(*load_pair(weights_dir), train, test, noise, seed, judge)
+
+
+def judged(row: Row, recon: torch.Tensor, judge) -> Row:
+    """The row with the judge's verdicts on its reconstructions filled in (unchanged without a judge)."""
+    if judge is not None:
+        for key, value in judge.identity(recon, row.psnr_mean_per_image).items():
+            setattr(row, key, value)
+    return row
 
 
 def evaluate_pair(encoder, decoder, meta, train: torch.Tensor, test: torch.Tensor,
-                  noise: float | None = None, seed: int = 0) -> tuple[list[Row], dict]:
+                  noise: float | None = None, seed: int = 0, judge=None) -> tuple[list[Row], dict]:
     """`evaluate` for halves already loaded by `load_pair`."""
     config = meta.config
     sigma = config.noise if noise is None else noise
     inputs = add_noise(test, sigma, torch.Generator().manual_seed(seed)) if sigma else test
     recon, codes = transmit(encoder, decoder, inputs)
     code_bytes = float(np.mean(wire_bytes(codes))) if codes else config.code_numel * FLOAT_BYTES
-    rows = [score(config.name, recon, test, code_bytes)]
+    rows = [judged(score(config.name, recon, test, code_bytes), recon, judge)]
     k = max(1, min(round(code_bytes / FLOAT_BYTES), test[0].numel()))
-    rows.append(score(f"pca{k}", PCA(train, k).reconstruct(inputs), test, k * FLOAT_BYTES))
+    pca = PCA(train, k).reconstruct(inputs)
+    rows.append(judged(score(f"pca{k}", pca, test, k * FLOAT_BYTES), pca, judge))
     if sigma:
-        rows.append(score(f"noisy input (sigma {sigma})", inputs, test, None))
+        rows.append(judged(score(f"noisy input (sigma {sigma})", inputs, test, None), inputs, judge))
     info = {"model": config.name, "config": config.to_json(), "noise": sigma, "images": len(test)}
+    if judge is not None:
+        info["judge"] = judge.summary()
     return rows, info
 
 
@@ -139,11 +158,20 @@ def format_bytes(code_bytes: float | None) -> str:
 
 
 def format_table(rows: list[Row]) -> str:
+    with_judge = any(r.accuracy is not None for r in rows)
     head = f"{'method':<24} {'bytes':>6} {'BCE':>8} {'MSE':>9} {'PSNR/img':>9} {'PSNR(mse)':>9} {'SSIM':>7}"
+    head += f" {'acc%':>6} {'agree%':>6} {'target':>10}" if with_judge else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         size = format_bytes(r.code_bytes)
-        lines.append(f"{r.method:<24} {size:>6} {r.bce:>8.4f} {r.mse:>9.5f} {r.psnr_mean_per_image:>9.2f}"
-                     f" {r.psnr_of_mean_mse:>9.2f} {r.ssim:>7.4f}")
+        line = (f"{r.method:<24} {size:>6} {r.bce:>8.4f} {r.mse:>9.5f} {r.psnr_mean_per_image:>9.2f}"
+                f" {r.psnr_of_mean_mse:>9.2f} {r.ssim:>7.4f}")
+        if with_judge:
+            verdict = f"{'met' if r.meets_target else 'MISSED'} <={r.allowed_drop:g}"
+            line += f" {r.accuracy:>6.2f} {r.agreement:>6.2f} {verdict:>10}"
+        lines.append(line)
     lines.append("PSNR/img: mean of per-image PSNR (dB); PSNR(mse): PSNR of the mean MSE (dB); pixels in [0,1]")
+    if with_judge:
+        lines.append("acc%: the judge's accuracy on the reconstructions; agree%: reconstructions given their"
+                     " original's class; target: the drop in accuracy from the originals allowed (points)")
     return "\n".join(lines)

@@ -3,6 +3,9 @@
 Entropy-coded (rd) models also own the learned prior here, which only training needs: the latent passes
 through it (uniform noise while training, rounding at eval) and its likelihoods give the rate. At
 export, `export_state` turns the prior into integer tables in both halves and leaves its parameters out.
+
+Variational (vae) models draw their latent from the encoder's posterior while training (the
+reparameterization trick) and pay its KL divergence from N(0, I); at eval the latent is the mean.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ class Autoencoder(nn.Module):
 
     def terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """The training objective and its parts: 'loss', 'distortion' (mean per-pixel loss), 'logits',
-        and for rd models 'bits' (per image, from the prior's likelihoods)."""
+        for rd models 'bits' (per image, from the prior's likelihoods), for vae models 'kl' (nats per image)."""
+        if self.config.kind == "vae":
+            return self.vae_terms(x, target)
         y, likelihoods = self.latents(x)
         logits = self.decoder.logits(y)
         distortion = reconstruction_loss(logits, target, self.config.loss)
@@ -58,6 +63,19 @@ class Autoencoder(nn.Module):
             out["bits"] = bits
             out["loss"] = distortion + self.config.lmbda * bits / target[0].numel()
         return out
+
+    def vae_terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        mean, logvar = self.encoder.moments(x)
+        # a draw from the posterior while training (its noise from the global generator, which
+        # checkpoints keep); the mean at eval, as the sender sends it
+        y = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
+        logits = self.decoder.logits(y)
+        distortion = reconstruction_loss(logits, target, self.config.loss)
+        kl = kl_divergence(mean, logvar).mean()
+        # reconstruction + beta * KL, both per image (BCE summed over the pixels is the usual VAE
+        # objective), divided by the pixels of an image as for rd models: the same optimum and scale.
+        loss = distortion + self.config.beta * kl / target[0].numel()
+        return {"loss": loss, "distortion": distortion, "logits": logits, "kl": kl}
 
     def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The training loss of reconstructing `target` from input `x` (noisy when denoising)."""
@@ -90,6 +108,11 @@ def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -
         per_image = (recon - target).pow(2).flatten(1).mean(1)  # (N,)
         return per_image.clamp_min(1e-10).log().mean()
     raise ValueError(f"unknown loss {kind!r}")
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) in nats, per row: (N, D) -> (N,)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
 
 
 def count_parameters(module: nn.Module) -> int:

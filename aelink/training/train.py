@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from aelink.data.datasets import add_noise, dataset, load_split, to_tensor
 from aelink.figure import save_figure
-from aelink.training.autoencoder import Autoencoder, reconstruction_loss
+from aelink.training.autoencoder import Autoencoder, kl_divergence, reconstruction_loss
 from aelink.training.prior import rate_bits
 from shared.codec.config import ModelConfig
 from shared.codec.weights import save_halves
@@ -142,6 +142,7 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.opts.epochs}", leave=False,
                    disable=not self.show_progress, file=sys.stderr)
         total, bits, seen = 0.0, 0.0, 0
+        kl = 0.0  # vae: nats per image
         for idx in bar:
             target = train[idx].contiguous(memory_format=torch.channels_last)  # (B,1,28,28)
             x = self.inputs(target, None if train_noisy is None else train_noisy[idx])
@@ -153,10 +154,14 @@ class Trainer:
             total += terms["loss"].item() * len(idx)
             if "bits" in terms:
                 bits += terms["bits"].item() * len(idx)
+            if "kl" in terms:
+                kl += terms["kl"].item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         if self.config.entropy_coded:  # the prior's estimate on noisy latents
             return {"train_loss": total / seen, "train_bits": bits / seen}
+        if self.config.kind == "vae":
+            return {"train_loss": total / seen, "train_kl": kl / seen}
         return {"train_loss": total / seen}
 
     @torch.no_grad()
@@ -170,8 +175,13 @@ class Trainer:
             loss += reconstruction_loss(logits, target, self.config.loss).item() * len(x)
             mse += torch.mean((torch.sigmoid(logits) - target) ** 2).item() * len(x)
         mse /= len(test)
-        return {"val_loss": loss / len(test), "val_mse": mse,
-                "val_psnr_of_mean_mse": 10 * torch.log10(torch.tensor(1.0 / mse)).item()}
+        row = {"val_loss": loss / len(test), "val_mse": mse,
+               "val_psnr_of_mean_mse": 10 * torch.log10(torch.tensor(1.0 / mse)).item()}
+        if self.config.kind == "vae":  # the mean decoded (as sent), and the KL term beside it
+            kl = sum(kl_divergence(*self.model.encoder.moments(x)).sum().item() for x in test_inputs.split(1000))
+            row["val_kl"] = kl / len(test)
+            row["val_loss"] += self.config.beta * row["val_kl"] / test[0].numel()
+        return row
 
     def validate_rd(self, test: torch.Tensor, test_inputs: torch.Tensor) -> dict[str, float]:
         """Rounded latents: loss, MSE, PSNR both ways, the prior's estimate of bits per image, and the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.decoder import api
+from services.decoder import api, draw
 from services.decoder.settings import DecoderSettings
 from shared.codec.decoder import load_decoder
 from shared.service.app import build_app
@@ -20,7 +20,7 @@ DESCRIPTION = (
 
 
 def create_app(settings: DecoderSettings | None = None) -> FastAPI:
-    return build_app(SPEC, settings or load_settings(DecoderSettings), [api.router],
+    return build_app(SPEC, settings or load_settings(DecoderSettings), [api.router, draw.router],
                      title="aelink decoder", description=DESCRIPTION)
 
 

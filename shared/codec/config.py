@@ -12,6 +12,9 @@ alone. Three kinds of model share the same layout:
   feature map's grid, whose positions share their channel's density ("spatial", as in Balle et al.'s
   factorized-prior model: background quantizes to zeros) or each have their own ("positional": a
   digit's border is nearly always empty, its centre is not).
+- `vae`: the compact layout as a variational autoencoder: the encoder gives a mean and a log-variance,
+  training minimizes reconstruction + `beta` * KL(posterior || N(0, I)), and the code sent is the mean.
+  Its prior N(0, I) lets the receiver draw new digits alone.
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-Kind = Literal["seed", "compact", "rd"]
+Kind = Literal["seed", "compact", "rd", "vae"]
 Loss = Literal["bce", "mse", "l1", "psnr"]
 Latent = Literal["vector", "spatial", "positional"]
-KINDS: tuple[str, ...] = ("seed", "compact", "rd")
+KINDS: tuple[str, ...] = ("seed", "compact", "rd", "vae")
 LOSSES: tuple[str, ...] = ("bce", "mse", "l1", "psnr")
 LATENTS: tuple[str, ...] = ("vector", "spatial", "positional")
 # Fields added after weights were shipped: to_json leaves them out at these defaults, so the configs
 # of older weights (and the pair fingerprints hashed over them) keep their exact JSON.
-LATER_FIELDS = {"lmbda": 0.0, "latent": "vector", "blocks": 0}
+LATER_FIELDS = {"lmbda": 0.0, "latent": "vector", "blocks": 0, "beta": 0.0}
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,15 @@ class ModelConfig:
     lmbda: float = 0.0  # rd only: the loss is distortion + lmbda * bits, both per image
     latent: Latent = "vector"  # rd only: "vector" (code_size numbers) or a map of code_size channels
     blocks: int = 0  # compact and rd: residual blocks after each encoder stage, mirrored in the decoder
+    beta: float | None = None  # vae only: loss = reconstruction + beta * KL, per image; None: 1 for a vae
     extra: dict[str, str] = field(default_factory=dict, compare=False)  # free-form notes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "lmbda", float(self.lmbda))
+        if self.beta is None:  # a vae is a true VAE unless told otherwise; the other kinds have no KL term
+            object.__setattr__(self, "beta", 1.0 if self.kind == "vae" else 0.0)
+        object.__setattr__(self, "beta", float(self.beta))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if self.loss not in LOSSES:
@@ -64,6 +71,12 @@ class ModelConfig:
             raise ValueError("an rd model needs lmbda > 0: the weight of bits against distortion")
         if self.kind != "rd" and (self.lmbda or self.latent != "vector"):
             raise ValueError("lmbda and latent are settings of rd models only")
+        if self.kind == "vae" and not (self.beta > 0 and math.isfinite(self.beta)):
+            raise ValueError("a vae model needs beta > 0: the weight of the KL term")
+        if self.kind != "vae" and self.beta:
+            raise ValueError("beta is a setting of vae models only")
+        if self.kind == "vae" and self.loss == "psnr":
+            raise ValueError("a vae's reconstruction term is a likelihood per pixel: loss bce, mse or l1")
         if self.kind == "seed":
             object.__setattr__(self, "code_size", None)
             if self.image_size % (2 ** self.depth):
@@ -120,6 +133,11 @@ class ModelConfig:
         return self.kind == "rd"
 
     @property
+    def has_prior(self) -> bool:
+        """New latents can be drawn from N(0, I) and decoded (vae models)."""
+        return self.kind == "vae"
+
+    @property
     def code_numel(self) -> int:
         return math.prod(self.code_shape)
 
@@ -166,6 +184,8 @@ PRESETS: dict[str, ModelConfig] = {
         # at 31.1 dB (MSE, no blocks, lmbda 0.002, 40 epochs) to the card's figures (30 epochs).
         ModelConfig("rd64", kind="rd", code_size=16, widths=(32, 64), blocks=1, loss="psnr", lmbda=1.4,
                     latent="positional"),
+        # A VAE with a 16-number latent: BCE summed per image + KL (beta 1), the usual VAE objective.
+        ModelConfig("vae16", kind="vae", code_size=16, widths=(32, 64, 128), loss="bce", beta=1.0),
     )
 }
 

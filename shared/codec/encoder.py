@@ -2,6 +2,8 @@
 
 For entropy-coded (rd) models, `forward` still gives the latent, unquantized; `compress` turns it into
 bytes with the integer tables the half holds (`entropy`, the same buffers as the decoder half's).
+For vae models, `forward` gives the posterior's mean (the code sent); `moments` adds its log-variance,
+which only training uses but which is the encoder's own head, so it lives in this half.
 
 This module must never import `shared.codec.decoder`: the encoder service loads only this half.
 """
@@ -40,8 +42,13 @@ class Encoder(nn.Module):
             self.bottleneck = nn.Linear(c * h * w, config.code_size)
         else:  # a map: a 3x3 conv to code_size channels on the same grid
             self.bottleneck = nn.Conv2d(c, config.code_size, 3, padding=1)
+        if config.kind == "vae":  # the posterior's log-variance, beside the mean (`bottleneck`)
+            self.logvar = nn.Linear(c * h * w, config.code_size)
         if config.kind != "seed":  # the seed keeps PyTorch's default init, as trained
             he_init(self)
+        if config.kind == "vae":  # every posterior starts with std e^-1: the mean's signal is not drowned
+            nn.init.zeros_(self.logvar.weight)
+            nn.init.constant_(self.logvar.bias, -2.0)
         if config.entropy_coded:
             self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
 
@@ -52,6 +59,11 @@ class Encoder(nn.Module):
         if self.config.latent == "vector":
             return self.bottleneck(z.flatten(1))  # (N, code_size)
         return self.bottleneck(z)  # (N, code_size, H, W)
+
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """vae models: the posterior's mean and log-variance, each (N, code_size)."""
+        z = self.features(x).flatten(1)
+        return self.bottleneck(z), self.logvar(z)
 
     def compress(self, x: torch.Tensor) -> list[bytes]:
         """Images -> one entropy-coded code each (rd models)."""

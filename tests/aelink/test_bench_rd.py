@@ -59,6 +59,31 @@ def test_cli_writes_table_json_and_plot(folders, data_dir, tmp_path):
     assert main(["bench", "rd", "--weights-root", str(folders), "--limit", "20", "--pca", "4",
                  "--data-dir", str(data_dir), "--out", str(out)]) == 0
     rows = list(csv.DictReader((out / "rd.csv").open()))
-    assert {"family", "method", "bytes", "psnr", "ssim", "estimate_bytes"} == set(rows[0])
+    assert {"family", "method", "bytes", "psnr", "ssim", "estimate_bytes", "accuracy", "agreement"} == set(rows[0])
     assert json.loads((out / "rd.json").read_text())["images"] == 20
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_with_the_judge_every_point_has_its_accuracy(train_images, test_images, data_dir, tmp_path):
+    """A vae joins as a fixed-length codec; lossless files keep every original's class."""
+    from pathlib import Path
+
+    from aelink.data.datasets import load_split
+    from aelink.judge.score import load_judge
+    from aelink.measure.bench_rd import write_outputs
+
+    vae = ModelConfig("tiny-vae", kind="vae", code_size=4, widths=(8, 16), loss="bce")
+    save_halves(vae, Autoencoder(vae).eval().export_state(), tmp_path / vae.name)
+    labels = torch.from_numpy(load_split("test", data_dir)[1][:40].astype("int64"))
+    classifier = Path(__file__).resolve().parents[2] / "weights" / "classifier" / "classifier.safetensors"
+    judge = load_judge(classifier, test_images[:40], labels)
+    points = bench_rd(train_images[:2000], test_images[:40], [tmp_path / vae.name], [8], log=lambda _: None,
+                      judge=judge)
+    assert {"vae f32", "vae u8"} <= {p.family for p in points}
+    assert all(p.accuracy is not None and p.agreement is not None for p in points)
+    png = next(p for p in points if p.family == "PNG")
+    assert png.accuracy == judge.original_accuracy and png.agreement == 100.0
+    assert "acc%" in format_table(points)
+    pytest.importorskip("matplotlib")
+    write_outputs(points, tmp_path / "bench", 40)
+    assert "accuracy" in (tmp_path / "bench" / "rd.csv").read_text().splitlines()[0]

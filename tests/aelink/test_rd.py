@@ -71,7 +71,7 @@ def test_rd_presets_round_trip_and_carry_their_fields():
         assert d["kind"] == "rd" and d["lmbda"] == config.lmbda > 0
         assert ModelConfig.from_json(config.to_json()) == config
     assert preset("rd64").code_shape == (16, 7, 7) and json.loads(preset("rd64").to_json())["latent"] == "positional"
-    assert {p.kind for p in PRESETS.values()} == {"seed", "compact", "rd"}
+    assert {p.kind for p in PRESETS.values()} == {"seed", "compact", "rd", "vae"}
 
 
 @pytest.mark.parametrize("bad", [

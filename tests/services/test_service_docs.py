@@ -43,9 +43,24 @@ def workdir(tmp_path_factory, digits):
     return d
 
 
+@pytest.fixture(scope="module")
+def vae_decoder(weights_dir):
+    """A decoder serving vae16, for the examples of /v1/sample (the session's compact32 has no prior)."""
+    from aelink.client import LocalService
+
+    service = LocalService("decoder", env={"AELINK_DECODER_MODEL": "vae16", "AELINK_DECODER_THREADS": "1",
+                                           "AELINK_DECODER_WEIGHTS_DIR": str(weights_dir)}).start()
+    try:
+        yield service.wait_ready(timeout=90)
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_curl_example_runs(services, workdir, example):
+def test_curl_example_runs(services, workdir, example, request):
     urls = {"encoder": services.encoder.url, "decoder": services.decoder.url}
+    if "/v1/sample" in example:  # drawing from a prior needs a vae
+        urls["decoder"] = request.getfixturevalue("vae_decoder").url
     command = re.sub(r"http://localhost:(800[12])", lambda m: urls[PORTS[m.group(1)]], example)
     # Fail on an HTTP error as well as on a transport error, and keep the output quiet.
     command = re.sub(r"(^|\| )curl ", r"\1curl -sS --fail-with-body ", command)

@@ -84,7 +84,8 @@ def test_openapi_docs_describe_every_form(enc, dec):
     assert enc.get("/docs").status_code == 200 and "swagger" in enc.get("/docs").text.lower()
     e, d = enc.get("/openapi.json").json(), dec.get("/openapi.json").json()
     base = {"/healthz", "/readyz", "/metrics", "/v1/model", "/v1/models"}
-    assert set(e["paths"]) == base | {"/v1/encode"} and set(d["paths"]) == base | {"/v1/decode"}
+    drawing = {"/v1/sample", "/v1/interpolate"}  # the receiver draws alone (services/decoder/draw.py)
+    assert set(e["paths"]) == base | {"/v1/encode"} and set(d["paths"]) == base | {"/v1/decode"} | drawing
     enc_body = e["paths"]["/v1/encode"]["post"]["requestBody"]["content"]
     assert set(enc_body) == {"application/json", "multipart/form-data", OCTET, "image/png", "image/jpeg", "image/webp"}
     assert set(enc_body["application/json"]["schema"]["properties"]) == {"images", "pixels"}
