@@ -74,12 +74,13 @@ def run_interpolate(args: argparse.Namespace) -> int:
     ends = end_images(args)
     with services(args.encoder, args.decoder, ("encoder", "decoder"), args.model, args.weights_dir,
                   args.token) as client:
-        codes = client.encode_pngs(ends, args.format)
+        codes, encoded, _ = client.encode_files(ends, args.format)  # encoded: the 28x28 PNGs it coded
         images = client.interpolate(codes, args.steps)
         model = client.model("decoder")
     # the two originals above the two ends of the strip; white tiles between vanish on the white page
     originals = np.full_like(images, 255)
-    originals[0], originals[-1] = (to_uint8(png_to_pixels(data, name))[0] for name, data in ends)
+    originals[0], originals[-1] = (to_uint8(png_to_pixels(data, name))[0]
+                                   for (name, _), data in zip(ends, encoded, strict=True))
     save_figure([originals, images], ["originals", f"{model['name']}, {args.steps} steps"], args.out)
     print(f"{args.steps} images from {ends[0][0]} to {ends[1][0]} through {model['name']}: wrote {args.out}")
     return 0
