@@ -143,16 +143,22 @@ def format_report(result: dict) -> str:
     names = list(result["presets"])
     seed, keras = result["presets"].get(names[0], []) if names else [], result["keras"]
     if keras:
-        lines += ["| epoch | Keras s | aelink s | aelink / Keras | Keras val BCE | aelink val BCE | Keras PSNR dB "
-                  "| aelink PSNR dB |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["| epoch | Keras s | aelink s | aelink / Keras | Keras CPU s | aelink CPU s | CPU ratio "
+                  "| Keras val BCE | aelink val BCE | Keras PSNR dB | aelink PSNR dB |",
+                  "|" + " ---: |" * 11]
         for kr, sr in zip(keras, seed, strict=True):
             lines.append(f"| {kr['epoch']} | {kr['seconds']:.2f} | {sr['seconds']:.2f} | "
-                         f"{sr['seconds'] / kr['seconds']:.2f} | {kr['val_loss']:.4f} | {sr['val_loss']:.4f} | "
+                         f"{sr['seconds'] / kr['seconds']:.2f} | {kr['cpu_seconds']:.2f} | "
+                         f"{sr['cpu_seconds']:.2f} | {sr['cpu_seconds'] / kr['cpu_seconds']:.2f} | "
+                         f"{kr['val_loss']:.4f} | {sr['val_loss']:.4f} | "
                          f"{kr['val_psnr']:.2f} | {sr['val_psnr_of_mean_mse']:.2f} |")
-        ks, ss = sum(r["seconds"] for r in keras), sum(r["seconds"] for r in seed)
-        lines += [f"| all | {ks:.2f} | {ss:.2f} | {ss / ks:.2f} | | | | |", "",
-                  f"(aelink = the `{names[0]}` preset; seconds: the training part of each epoch, "
-                  "validation excluded, for both)", ""]
+        ks, ss = (sum(r["seconds"] for r in rows) for rows in (keras, seed))
+        kc, sc = (sum(r["cpu_seconds"] for r in rows) for rows in (keras, seed))
+        lines += [f"| all | {ks:.2f} | {ss:.2f} | {ss / ks:.2f} | {kc:.2f} | {sc:.2f} | {sc / kc:.2f} "
+                  "| | | | |", "",
+                  f"aelink = the `{names[0]}` preset. Seconds: the training part of each epoch, validation "
+                  "excluded, for both; CPU s: the process's CPU time over all its threads in that part "
+                  "(on a shared machine the steadier figure).", ""]
     else:
         lines += [f"Keras skipped: {result['keras_skipped']}", ""]
     lines += ["| preset | epochs | s/epoch (mean) | each epoch, s | last val loss | last PSNR dB |"

@@ -99,9 +99,11 @@ def epoch_timer(test, stepwise: bool):
             if stepwise and not sys.stdin.readline():
                 raise SystemExit(0)  # the parent has gone
             self.start, self.val_start = time.perf_counter(), None
+            self.cpu = time.process_time()
 
         def on_test_begin(self, logs=None):
             self.val_start = time.perf_counter()
+            self.cpu = time.process_time() - self.cpu
 
         def on_epoch_end(self, epoch, logs=None):
             end = time.perf_counter()
@@ -109,6 +111,7 @@ def epoch_timer(test, stepwise: bool):
             pred = self.model.predict(test, batch_size=1000, verbose=0)
             mse = float(np.mean((pred.astype(np.float64) - test) ** 2))
             emit({"event": "epoch", "epoch": epoch + 1, "seconds": val_start - self.start,
+                  "cpu_seconds": self.cpu,
                   "val_seconds": end - val_start, "train_loss": float(logs["loss"]),
                   "val_loss": float(logs["val_loss"]), "val_mse": mse,
                   "val_psnr": float(10 * np.log10(1.0 / mse))})

@@ -4,9 +4,8 @@ A run directory holds `checkpoint.pt` (config, weights, optimizer, RNG states, h
 and, at the end, the two weight halves and the figure. `resume=True` continues from the checkpoint and
 gives the same weights as an uninterrupted run with the same seed.
 
-Under torchrun (WORLD_SIZE > 1) each process trains on its share of every global batch through
-DistributedDataParallel: the same shuffled order and the same weights as one process with that batch
-size; the first process validates and writes the checkpoint, the history and the halves.
+Under torchrun each process trains on its share of every global batch (DistributedDataParallel): the
+weights one process gets with that batch; the first process validates and writes every file.
 
 Entropy-coded (rd) models train on distortion + lmbda * bits (the prior's estimate, with uniform noise
 on the latent); validation rounds the latent and reports the prior's estimate of bits per image beside
@@ -242,11 +241,12 @@ class Trainer:
     def run_epoch(self, train: torch.Tensor, test: torch.Tensor, test_inputs: torch.Tensor,
                   train_noisy: torch.Tensor | None = None, log=print) -> dict:
         """Train one epoch, then (first process) validate, checkpoint and log; returns the history row."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         train_stats = self.train_epoch(train, train_noisy)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         self.epoch += 1
-        row = {"epoch": self.epoch, **train_stats, "seconds": seconds,
+        # cpu_seconds: this process's CPU time, all its threads; on a shared machine the steadier figure
+        row = {"epoch": self.epoch, **train_stats, "seconds": seconds, "cpu_seconds": cpu,
                "batch_size": self.opts.batch_size, "processes": self.procs.world}  # the global batch
         if self.procs.main:
             row.update(self.validate(test, test_inputs))
