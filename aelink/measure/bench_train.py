@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy
@@ -89,9 +90,10 @@ class KerasPeer:
 
 def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, train_subset: int | None = None,
                 test_subset: int | None = None, data_dir: str | None = None, threads: int | None = None,
-                log=print) -> dict:
+                processes: int = 1, log=print) -> dict:
     """Train every preset for `epochs` epochs, the first ("seed") in turn with Keras; returns the machine,
-    the Keras epochs, each preset's epochs (history rows) and why Keras was skipped, if it was."""
+    the Keras epochs, each preset's epochs (history rows) and why Keras was skipped, if it was. With
+    processes > 1, aelink trains under torchrun, one launch per epoch resuming from the checkpoint."""
     if threads:
         torch.set_num_threads(threads)
     common = {"epochs": epochs, "train_subset": train_subset, "test_subset": test_subset,
@@ -105,27 +107,46 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
                 args += [flag, str(value)]
         log("starting the Keras script (importing tensorflow) ...")
         peer = KerasPeer(keras_python, args)
-    result = {"machine": machine(), "keras": [], "presets": {}, "keras_skipped": skipped,
+    result = {"machine": machine(), "processes": processes, "keras": [], "presets": {}, "keras_skipped": skipped,
               "keras_info": peer.info if peer else None}
     try:
         with tempfile.TemporaryDirectory(prefix="aelink-bench-train-") as tmp:
             for i, name in enumerate(presets):
                 if preset(name).noise:  # validation would need the noisy inputs fit draws
                     raise ValueError(f"bench train times presets without input noise, not {name!r}")
-                trainer = Trainer(preset(name), TrainOptions(out=Path(tmp) / name, **common))
-                train_x, test_x = load_images(trainer.opts)
+                if processes == 1:
+                    trainer = Trainer(preset(name), TrainOptions(out=Path(tmp) / name, **common))
+                    train_x, test_x = load_images(trainer.opts)
+                    run_epoch = partial(trainer.run_epoch, train_x, test_x, test_x, log=_quiet)
+                else:
+                    run_epoch = partial(torchrun_epoch, name, processes, Path(tmp) / name, common)
                 rows = result["presets"][name] = []
                 for _ in range(epochs):
                     if peer and i == 0:  # Keras's epoch k, then the first preset's epoch k
                         result["keras"].append(peer.epoch())
                         log(f"keras    epoch {len(result['keras'])}: {result['keras'][-1]['seconds']:.2f} s")
-                    rows.append(trainer.run_epoch(train_x, test_x, test_x, log=_quiet))
+                    rows.append(run_epoch())
                     log(f"{name:<8} epoch {len(rows)}: {rows[-1]['seconds']:.2f} s")
     finally:
         if peer:
             peer.close()
     result["machine"]["load_after"] = os.getloadavg()
     return result
+
+
+def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
+    """One more epoch of `aelink train` under torchrun (resuming the run in `out`): its history row."""
+    epoch = len(json.loads((out / "history.json").read_text())) + 1 if (out / "history.json").is_file() else 1
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           "-m", "aelink.cli", "train", "--preset", name, "--epochs", str(epoch), "--out", str(out),
+           "--resume", "--no-progress"]
+    for flag in ("train_subset", "test_subset", "data_dir"):
+        if common[flag]:
+            cmd += [f"--{flag.replace('_', '-')}", str(common[flag])]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"torchrun epoch {epoch} of {name} failed:\n{done.stderr[-2000:]}")
+    return json.loads((out / "history.json").read_text())[-1]
 
 
 def _quiet(_line: str) -> None:
@@ -138,6 +159,8 @@ def format_report(result: dict) -> str:
     versions = f"Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), numpy {m['numpy']}"
     if k:
         versions += f", tensorflow {k['tensorflow']}, keras {k['keras']} (threads: {k['threads']})"
+    if result.get("processes", 1) > 1:
+        versions += f"; aelink under torchrun, {result['processes']} processes of 1 thread"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, flags {' '.join(m['flags']) or '-'}; {versions}; "
              f"load average {m['load'][0]:.1f} before, {m['load_after'][0]:.1f} after.", ""]
     names = list(result["presets"])

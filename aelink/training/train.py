@@ -243,9 +243,9 @@ class Trainer:
         """Train one epoch, then (first process) validate, checkpoint and log; returns the history row."""
         start, cpu = time.perf_counter(), time.process_time()
         train_stats = self.train_epoch(train, train_noisy)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        seconds, (cpu,) = time.perf_counter() - start, self.procs.sum([time.process_time() - cpu])
         self.epoch += 1
-        # cpu_seconds: this process's CPU time, all its threads; on a shared machine the steadier figure
+        # cpu_seconds: all threads of all processes; on a shared machine the steadier figure
         row = {"epoch": self.epoch, **train_stats, "seconds": seconds, "cpu_seconds": cpu,
                "batch_size": self.opts.batch_size, "processes": self.procs.world}  # the global batch
         if self.procs.main:

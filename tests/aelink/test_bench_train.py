@@ -65,3 +65,12 @@ def test_freed_memory_is_kept_on_glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert keep_freed_memory() is True
+
+
+def test_bench_train_under_torchrun(data_dir, capsys):
+    assert main(["bench", "train", "--epochs", "2", "--preset", "seed", "--processes", "2", "--no-keras",
+                 "--train-subset", "512", "--test-subset", "128", "--data-dir", str(data_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = result["presets"]["seed"]  # one torchrun launch per epoch, each resuming the last
+    assert [(r["epoch"], r["processes"]) for r in rows] == [(1, 2), (2, 2)]
+    assert rows[1]["val_loss"] < rows[0]["val_loss"] and result["keras_skipped"] == "--no-keras"
