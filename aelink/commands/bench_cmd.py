@@ -38,6 +38,7 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, help="CPU threads for both libraries (default: each one's choice)")
     t.add_argument("--processes", type=int, default=1,
                    help="train aelink under torchrun with this many processes of one thread (default: 1, in process)")
+    t.add_argument("--bf16", action="store_true", help="aelink trains with bf16 autocast (`aelink train --bf16`)")
     t.add_argument("--json", action="store_true", help="print the measurements as JSON")
     add_data_args(t)
     t.set_defaults(run=run_train)
@@ -82,7 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = bench_train(args.preset or ["seed", "compact32", "rd16"], args.epochs,
                          keras_python=None if args.no_keras else args.keras_python,
                          train_subset=args.train_subset, test_subset=args.test_subset,
-                         data_dir=args.data_dir, threads=args.threads, processes=args.processes, log=log)
+                         data_dir=args.data_dir, threads=args.threads, processes=args.processes,
+                         bf16=args.bf16, log=log)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 

@@ -90,14 +90,14 @@ class KerasPeer:
 
 def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, train_subset: int | None = None,
                 test_subset: int | None = None, data_dir: str | None = None, threads: int | None = None,
-                processes: int = 1, log=print) -> dict:
+                processes: int = 1, bf16: bool = False, log=print) -> dict:
     """Train every preset for `epochs` epochs, the first ("seed") in turn with Keras; returns the machine,
     the Keras epochs, each preset's epochs (history rows) and why Keras was skipped, if it was. With
     processes > 1, aelink trains under torchrun, one launch per epoch resuming from the checkpoint."""
     if threads:
         torch.set_num_threads(threads)
     common = {"epochs": epochs, "train_subset": train_subset, "test_subset": test_subset,
-              "data_dir": data_dir, "threads": threads, "progress": False}
+              "data_dir": data_dir, "threads": threads, "progress": False, "bf16": bf16}
     skipped = keras_missing(keras_python) if keras_python else "--no-keras"
     peer = None
     if skipped is None:
@@ -107,7 +107,7 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
                 args += [flag, str(value)]
         log("starting the Keras script (importing tensorflow) ...")
         peer = KerasPeer(keras_python, args)
-    result = {"machine": machine(), "processes": processes, "keras": [], "presets": {}, "keras_skipped": skipped,
+    result = {"machine": machine(), "processes": processes, "bf16": bf16, "keras": [], "presets": {}, "keras_skipped": skipped,
               "keras_info": peer.info if peer else None}
     try:
         with tempfile.TemporaryDirectory(prefix="aelink-bench-train-") as tmp:
@@ -139,7 +139,7 @@ def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
     epoch = len(json.loads((out / "history.json").read_text())) + 1 if (out / "history.json").is_file() else 1
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "aelink.cli", "train", "--preset", name, "--epochs", str(epoch), "--out", str(out),
-           "--resume", "--no-progress"]
+           "--resume", "--no-progress"] + (["--bf16"] if common["bf16"] else [])
     for flag in ("train_subset", "test_subset", "data_dir"):
         if common[flag]:
             cmd += [f"--{flag.replace('_', '-')}", str(common[flag])]
@@ -159,6 +159,8 @@ def format_report(result: dict) -> str:
     versions = f"Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads), numpy {m['numpy']}"
     if k:
         versions += f", tensorflow {k['tensorflow']}, keras {k['keras']} (threads: {k['threads']})"
+    if result.get("bf16"):
+        versions += "; aelink with bf16 autocast"
     if result.get("processes", 1) > 1:
         versions += f"; aelink under torchrun, {result['processes']} processes of 1 thread"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, flags {' '.join(m['flags']) or '-'}; {versions}; "

@@ -52,6 +52,12 @@ def keras_init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def start_as_keras(model: nn.Module) -> float:
+    """Keras's start for a model (Glorot weights, zero biases); returns Keras's Adam epsilon."""
+    keras_init(model)
+    return KERAS_ADAM_EPS
+
+
 @dataclass(frozen=True)
 class Processes:
     """This process's place among the training processes: one, or torchrun's WORLD_SIZE of them."""

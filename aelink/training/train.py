@@ -4,8 +4,7 @@ A run directory holds `checkpoint.pt` (config, weights, optimizer, RNG states, h
 and, at the end, the two weight halves and the figure. `resume=True` continues from the checkpoint and
 gives the same weights as an uninterrupted run with the same seed.
 
-Under torchrun each process trains on its share of every global batch (DistributedDataParallel): the
-weights one process gets with that batch; the first process validates and writes every file.
+Under torchrun each process trains on its share of each global batch (DDP); the first writes every file.
 
 Entropy-coded (rd) models train on distortion + lmbda * bits (the prior's estimate, with uniform noise
 on the latent); validation rounds the latent and reports the prior's estimate of bits per image beside
@@ -27,7 +26,7 @@ from aelink.data.datasets import add_noise, dataset, load_split, to_tensor
 from aelink.figure import save_figure
 from aelink.training.autoencoder import Autoencoder, reconstruction_loss
 from aelink.training.prior import rate_bits
-from aelink.training.runtime import KERAS_ADAM_EPS, Processes, keep_freed_memory, keras_init, quiet
+from aelink.training.runtime import Processes, keep_freed_memory, quiet, start_as_keras
 from shared.codec.config import ModelConfig
 from shared.codec.weights import save_halves
 from shared.codec.wire import wire_bytes
@@ -55,6 +54,7 @@ class TrainOptions:
     resume: bool = False
     threads: int | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
+    bf16: bool = False  # bf16 autocast of the steps (CPUs with AVX-512 BF16); validation stays fp32
 
 
 def load_images(opts: TrainOptions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,14 +70,14 @@ class Trainer:
         keep_freed_memory()
         self.config, self.opts = config, opts
         self.procs = Processes.start()
+        if opts.bf16 and config.entropy_coded:  # the prior's likelihoods need fp32's range
+            raise ValueError("--bf16 is for models without a prior (seed, compact)")
         if opts.batch_size % self.procs.world:
             raise ValueError(f"batch size {opts.batch_size} does not split over {self.procs.world} processes")
         torch.manual_seed(opts.seed)
         self.model = Autoencoder(config)
-        eps = 1e-8  # PyTorch's default
-        if config.kind == "seed":  # start and step as the article's Keras model does (issue 12)
-            keras_init(self.model)
-            eps = KERAS_ADAM_EPS
+        # the seed starts and steps as the article's Keras model (issue 12); the others keep He init
+        eps = start_as_keras(self.model) if config.kind == "seed" else 1e-8
         # channels_last: measured 47 against 64 ms of CPU per seed step (one thread, notes/train-speed)
         self.model.to(memory_format=torch.channels_last)
         self.step_model = self.procs.wrap(self.model)  # what a training step calls
@@ -156,8 +156,7 @@ class Trainer:
         """One pass over the shuffled training set: the mean loss (and, for rd, bits per image)."""
         self.model.train()
         order = torch.randperm(len(train), generator=self.shuffle)
-        # One gather per epoch; every batch is then a contiguous slice of it (a view, no copy).
-        # (B,1,28,28) with one channel is already channels-last.
+        # One gather per epoch; each batch is a contiguous slice (a view; one channel: channels-last too)
         shuffled = train[order]
         noisy = None if train_noisy is None else train_noisy[order]
         starts = range(0, len(train), self.opts.batch_size)
@@ -169,7 +168,8 @@ class Trainer:
             # noise is drawn for the global batch, so every process count sees the same inputs
             x = self.inputs(shuffled[batch], None if noisy is None else noisy[batch])
             x, target = self.procs.shard(x), self.procs.shard(shuffled[batch])
-            terms = self.step_model(x, target)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.opts.bf16):
+                terms = self.step_model(x, target)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             self.optimizer.step()

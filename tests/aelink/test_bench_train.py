@@ -74,3 +74,19 @@ def test_bench_train_under_torchrun(data_dir, capsys):
     rows = result["presets"]["seed"]  # one torchrun launch per epoch, each resuming the last
     assert [(r["epoch"], r["processes"]) for r in rows] == [(1, 2), (2, 2)]
     assert rows[1]["val_loss"] < rows[0]["val_loss"] and result["keras_skipped"] == "--no-keras"
+
+
+def test_bf16_steps_learn_as_fp32_and_are_refused_for_rd(tmp_path, data_dir):
+    from aelink.training.train import load_images
+
+    losses = []
+    for bf16 in (False, True):
+        opts = TrainOptions(out=tmp_path / str(bf16), epochs=1, train_subset=1024, test_subset=256,
+                            bf16=bf16, data_dir=str(data_dir), progress=False)
+        trainer = Trainer(preset("seed"), opts)
+        train_x, test_x = load_images(opts)
+        losses.append(trainer.fit(train_x, test_x, lambda _: None)[0]["val_loss"])
+        assert trainer.model.encoder.features[0].weight.dtype == torch.float32  # the weights stay fp32
+    assert losses[0] < 0.69 and losses[1] == pytest.approx(losses[0], rel=0.02)  # ln 2 = 0.693: all outputs 0.5
+    with pytest.raises(ValueError, match="bf16"):
+        Trainer(preset("rd16"), TrainOptions(out=tmp_path / "rd", bf16=True))
