@@ -114,12 +114,14 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
             for i, name in enumerate(presets):
                 if preset(name).noise:  # validation would need the noisy inputs fit draws
                     raise ValueError(f"bench train times presets without input noise, not {name!r}")
+                # bf16 for the models it may train (rd models' priors stay fp32: Trainer refuses them)
+                common["bf16"] = bf16 and not preset(name).entropy_coded
                 if processes == 1:
                     trainer = Trainer(preset(name), TrainOptions(out=Path(tmp) / name, **common))
                     train_x, test_x = load_images(trainer.opts)
                     run_epoch = partial(trainer.run_epoch, train_x, test_x, test_x, log=_quiet)
                 else:
-                    run_epoch = partial(torchrun_epoch, name, processes, Path(tmp) / name, common)
+                    run_epoch = partial(torchrun_epoch, name, processes, Path(tmp) / name, dict(common))
                 rows = result["presets"][name] = []
                 for _ in range(epochs):
                     if peer and i == 0:  # Keras's epoch k, then the first preset's epoch k
@@ -160,7 +162,7 @@ def format_report(result: dict) -> str:
     if k:
         versions += f", tensorflow {k['tensorflow']}, keras {k['keras']} (threads: {k['threads']})"
     if result.get("bf16"):
-        versions += "; aelink with bf16 autocast"
+        versions += "; aelink with bf16 autocast (rd models in fp32)"
     if result.get("processes", 1) > 1:
         versions += f"; aelink under torchrun, {result['processes']} processes of 1 thread"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, flags {' '.join(m['flags']) or '-'}; {versions}; "
