@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,14 @@ def keras_init(model: nn.Module) -> None:
             # (k, k, out, in); the sum fan_in + fan_out, all Glorot needs, is the same either way
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def keras_epsilon(optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Keras's Adam adds epsilon to sqrt(v) before the bias correction, PyTorch's after it: the same
+    update at step t (from 1) needs PyTorch's eps = Keras's / sqrt(1 - beta2**t), 3.2e-6 at the first
+    step, falling to 1.1e-7 by the end of the second epoch."""
+    for group in optimizer.param_groups:
+        group["eps"] = KERAS_ADAM_EPS / math.sqrt(1.0 - group["betas"][1] ** step)
 
 
 def start_as_keras(model: nn.Module) -> float:

@@ -10,7 +10,7 @@ from torch import nn
 
 from aelink.cli import main
 from aelink.measure.bench_train import format_report, keras_missing
-from aelink.training.runtime import keep_freed_memory
+from aelink.training.runtime import keep_freed_memory, keras_epsilon
 from aelink.training.train import Trainer, TrainOptions
 from shared.codec.config import preset
 
@@ -53,6 +53,8 @@ def test_seed_starts_and_steps_as_keras_others_keep_he_init(tmp_path):
         assert m.weight.abs().max() <= a and m.weight.abs().max() > 0.9 * a
         assert torch.count_nonzero(m.bias) == 0
     assert seed.optimizer.param_groups[0]["eps"] == 1e-7  # Keras's Adam epsilon
+    keras_epsilon(seed.optimizer, 1)  # where Keras adds it: before the bias correction of sqrt(v)
+    assert seed.optimizer.param_groups[0]["eps"] == pytest.approx(1e-7 / math.sqrt(1 - 0.999))
     compact = Trainer(preset("compact16"), TrainOptions(out=tmp_path / "c", progress=False))
     first = compact.model.encoder.features[0].weight  # He normal: std sqrt(2 / fan_in), fan_in 9
     assert first.std().item() == pytest.approx(math.sqrt(2 / 9), rel=0.3)
