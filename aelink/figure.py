@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from aelink.data.datasets import add_noise
+
 SCALE, GAP, LABEL_W = 3, 4, 110
 
 
@@ -36,3 +38,17 @@ def save_figure(rows: list, labels: list[str], path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, optimize=True)
+
+
+@torch.no_grad()
+def figure_for(model, clean: torch.Tensor, noise: float, seed: int, path: Path) -> None:
+    """Originals over reconstructions; with noise: clean, noisy, denoised."""
+    model.eval()
+    rows = [clean]
+    inputs = clean
+    if noise:
+        inputs = add_noise(clean, noise, torch.Generator().manual_seed(seed + 2))
+        rows.append(inputs)
+    rows.append(model(inputs))
+    labels = ["original", "noisy", "denoised"] if noise else ["original", "reconstruction"]
+    save_figure(rows, labels, path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from aelink.commands.common import add_data_args, add_judge_arg, int_list, judge_for
@@ -21,6 +23,25 @@ def register(sub) -> None:
     s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=run_speed)
+    t = kinds.add_parser("train", help="aelink's training against the article's Keras model, in one run",
+                         description="Train the seed preset and the article's Keras model epoch by epoch in "
+                         "turn, then the other presets; print seconds per epoch, validation BCE and PSNR, "
+                         "the ratios and the machine.")
+    t.add_argument("--epochs", type=int, default=2, help="epochs of each (default: 2)")
+    t.add_argument("--preset", action="append", choices=sorted(PRESETS),
+                   help="presets to time (repeatable; the first runs beside Keras; default: seed, compact32, rd16)")
+    t.add_argument("--keras-python", default=os.environ.get("AELINK_KERAS_PYTHON", sys.executable),
+                   help="the interpreter that runs the Keras script (default: $AELINK_KERAS_PYTHON, else this one)")
+    t.add_argument("--no-keras", action="store_true", help="time aelink only")
+    t.add_argument("--train-subset", type=int, help="only the first N training images (quick runs)")
+    t.add_argument("--test-subset", type=int, help="validate on only the first N test images")
+    t.add_argument("--threads", type=int, help="CPU threads for both libraries (default: each one's choice)")
+    t.add_argument("--processes", type=int, default=1,
+                   help="train aelink under torchrun with this many processes of one thread (default: 1, in process)")
+    t.add_argument("--bf16", action="store_true", help="aelink trains with bf16 autocast (`aelink train --bf16`)")
+    t.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    add_data_args(t)
+    t.set_defaults(run=run_train)
     r = kinds.add_parser("rd", help="bytes per image against PSNR and SSIM: our codecs, PCA, PNG, WebP, JPEG",
                          description="Measure, in one run on the test images, bytes per image against PSNR and"
                          " SSIM; write rd.csv, rd.json and rd.png.")
@@ -67,6 +88,21 @@ def run_speed(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['preset']:<10} {r['variant']:<19} {r['threads']:>7} {r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
     print(f"s/epoch = median ms/step x {-(-60000 // args.batch_size)} steps (60,000 images, batch {args.batch_size})")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from aelink.measure.bench_train import bench_train, format_report
+
+    if args.dataset != "mnist":
+        raise ValueError("bench train compares with the article's model on MNIST only")
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result = bench_train(args.preset or ["seed", "compact32", "rd16"], args.epochs,
+                         keras_python=None if args.no_keras else args.keras_python,
+                         train_subset=args.train_subset, test_subset=args.test_subset,
+                         data_dir=args.data_dir, threads=args.threads, processes=args.processes,
+                         bf16=args.bf16, log=log)
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
 

@@ -13,6 +13,7 @@ import time
 import torch
 
 from aelink.training.autoencoder import Autoencoder
+from aelink.training.runtime import keep_freed_memory
 from shared.codec.config import preset
 
 # variant -> (memory format, bf16 autocast); bf16 is timed to show what it would buy, training uses fp32
@@ -54,6 +55,7 @@ def time_steps(name: str, variant: str, batch_size: int, steps: int, repeats: in
 def bench_speed(presets: list[str], batch_size: int = 128, steps: int = 30, repeats: int = 3,
                 train_images: int = 60_000) -> list[dict]:
     steps_per_epoch = math.ceil(train_images / batch_size)
+    keep_freed_memory()  # as `aelink train` does: without it every step pays page faults
     rows = []
     for name in presets:
         for variant in VARIANTS:
