@@ -134,11 +134,12 @@ async def interpolate_codes(
     straight line between their latents; the first and last are the decodes of the two codes."""
     answer = choose(request, outputs.OFFERS)
     state = request.app.state
-    check_count("steps", steps, state.settings.max_images)
     outputs.check_answerable(answer, steps)
     runtime = state.runtime
     parse, _ = await read_codes(request, state.settings.max_images, runtime.offload)
     ends = await runtime.offload(two_ends, parse, runtime, state.settings.max_images)
+    # after the codes: a malformed body is refused as such (400/422) whatever the steps asked
+    check_count("steps", steps, state.settings.max_images)
     images = await decode_latents(request, interpolate(ends[0], ends[1], steps))
     return await runtime.offload(partial(respond, answer, images, runtime.config, runtime.weights.fingerprint,
                                          pixels, InterpolateResponse, t=fractions(steps)))
