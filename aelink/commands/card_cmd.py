@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aelink.commands.common import add_data_args, add_judge_arg, judge_for
+from aelink.commands.common import add_data_args, add_judge_arg, judge_for, train_and_test
 
 
 def register(sub) -> None:
@@ -18,12 +18,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aelink.data.datasets import load_split, to_tensor
     from aelink.measure.card import measure, render
 
-    train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
-    images, labels = load_split("test", args.data_dir, args.dataset)
-    test = to_tensor(images)
+    train, test, labels = train_and_test(args)
     entries = measure(args.weights_root, train, test, judge_for(args, test, labels))
     (args.weights_root / "metrics.json").write_text(json.dumps(entries, indent=1) + "\n")
     (args.weights_root / "MODEL_CARD.md").write_text(render(entries, args.dataset))

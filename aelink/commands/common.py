@@ -45,3 +45,13 @@ def torch_labels(labels):
     import torch
 
     return torch.from_numpy(labels.astype("int64"))
+
+
+def train_and_test(args: argparse.Namespace, limit: int | None = None):
+    """The training images, the first `limit` test images (all by default) and their labels, for the
+    commands that measure a model: float32 (N,1,28,28) tensors in [0,1] and uint8 labels."""
+    from aelink.data.datasets import load_split, to_tensor
+
+    train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
+    images, labels = load_split("test", args.data_dir, args.dataset)
+    return train, to_tensor(images[:limit]), labels[:limit]

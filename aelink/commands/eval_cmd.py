@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aelink.commands.common import add_data_args, add_judge_arg, judge_for
+from aelink.commands.common import add_data_args, add_judge_arg, judge_for, train_and_test
 
 
 def register(sub) -> None:
@@ -22,13 +22,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aelink.data.datasets import load_split, to_tensor
     from aelink.measure.evaluate import evaluate, format_table
 
-    train = to_tensor(load_split("train", args.data_dir, args.dataset)[0])
-    images, labels = load_split("test", args.data_dir, args.dataset)
-    test = to_tensor(images[: args.limit])
-    judge = judge_for(args, test, labels[: args.limit])
+    train, test, labels = train_and_test(args, args.limit)
+    judge = judge_for(args, test, labels)
     rows, info = evaluate(args.weights, train, test, args.noise, args.seed, judge)
     if args.json:
         print(json.dumps({**info, "rows": [r.as_dict() for r in rows]}, indent=1))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 
+from aelink.training.train import TrainOptions, train
+from shared.codec.config import ModelConfig
 from shared.service.images import pixels_to_png
 
 OCTET, PROBLEM = "application/octet-stream", "application/problem+json"
@@ -44,3 +48,15 @@ def decode_raw(dec: httpx.Client, codes: bytes) -> np.ndarray:
     r = dec.post("/v1/decode", content=codes, headers={"Content-Type": OCTET, "Accept": OCTET})
     assert r.status_code == 200, r.text
     return np.frombuffer(r.content, np.uint8).reshape(-1, 28, 28)
+
+
+def train_tiny(config: ModelConfig, root: Path, data_dir: Path) -> Path:
+    """A tiny model trained one thread for one epoch on 1,024 real images, into root/<name>; returns root."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, TrainOptions(out=root / config.name, epochs=1, train_subset=1024, test_subset=128,
+                                   data_dir=str(data_dir), progress=False), log=lambda _: None)
+    finally:
+        torch.set_num_threads(threads)
+    return root

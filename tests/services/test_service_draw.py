@@ -8,10 +8,9 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from service_helpers import OCTET, PROBLEM, assert_problem, decode_raw, encode_raw
+from service_helpers import OCTET, PROBLEM, assert_problem, decode_raw, encode_raw, train_tiny
 
 from aelink.client import LocalService
-from aelink.training.train import TrainOptions, train
 from shared.codec.config import ModelConfig
 from shared.codec.decoder import load_decoder
 from shared.codec.latent import sample_prior
@@ -27,15 +26,7 @@ RAW = {"Content-Type": OCTET, "Accept": OCTET}
 @pytest.fixture(scope="module")
 def vae_weights(tmp_path_factory, data_dir):
     """A tiny vae trained for one epoch on 1,024 real images, in a weights folder."""
-    root = tmp_path_factory.mktemp("weights")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(VAE, TrainOptions(out=root / VAE.name, epochs=1, train_subset=1024, test_subset=128,
-                                data_dir=str(data_dir), progress=False), log=lambda _: None)
-    finally:
-        torch.set_num_threads(threads)
-    return root
+    return train_tiny(VAE, tmp_path_factory.mktemp("weights"), data_dir)
 
 
 def pair(model: str, weights_dir) -> dict[str, LocalService]:

@@ -10,10 +10,9 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from service_helpers import OCTET, assert_problem, decode_raw, encode_raw
+from service_helpers import OCTET, assert_problem, decode_raw, encode_raw, train_tiny
 
 from aelink.client import LocalService
-from aelink.training.train import TrainOptions, train
 from shared.codec import wire
 from shared.codec.config import ModelConfig
 
@@ -25,15 +24,7 @@ RAW = {"Content-Type": OCTET}
 @pytest.fixture(scope="module")
 def rd_weights(tmp_path_factory, data_dir):
     """A tiny spatial rd model trained for one epoch on 1,024 real images, in a weights folder."""
-    root = tmp_path_factory.mktemp("weights")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(RD, TrainOptions(out=root / RD.name, epochs=1, train_subset=1024, test_subset=128,
-                               data_dir=str(data_dir), progress=False), log=lambda _: None)
-    finally:
-        torch.set_num_threads(threads)
-    return root
+    return train_tiny(RD, tmp_path_factory.mktemp("weights"), data_dir)
 
 
 @pytest.fixture(scope="module")
