@@ -29,8 +29,18 @@ tools:
 	  { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }; }; } || \
 	  echo "note: the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it" >&2
 
-test: setup tools chromium
+# The tests also run the optional parts: the Keras peer of `aelink bench train` (tensorflow-cpu, the
+# `peer` extra) and Fashion-MNIST through the same loader (Debian's dataset-fashion-mnist, as root).
+test: setup tools chromium $(VENV)/.peer
+	@[ -d /usr/share/datasets/fashion-mnist ] || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }; }; } || \
+	  echo "note: dataset-fashion-mnist is not installed; its loader test will skip" >&2
 	$(PY) -m pytest -q
+
+$(VENV)/.peer: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[peer]'
+	touch $@
 
 demo: setup
 	$(AELINK) demo
