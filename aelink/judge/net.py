@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
+
+from shared.codec.weights import read_tensors, write_tensors
 
 FORMAT = "aelink-classifier-v1"
 DEFAULT_PATH = Path("weights") / "classifier" / "classifier.safetensors"
@@ -54,10 +54,7 @@ def save_classifier(model: DigitClassifier, path: str | Path, info: dict) -> Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT, "info": json.dumps(info, sort_keys=True)})
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    write_tensors(tensors, path, {"format": FORMAT, "info": json.dumps(info, sort_keys=True)})
 
 
 def load_classifier(path: str | Path = DEFAULT_PATH) -> tuple[DigitClassifier, dict]:
@@ -65,12 +62,7 @@ def load_classifier(path: str | Path = DEFAULT_PATH) -> tuple[DigitClassifier, d
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no classifier weights; train them with `aelink classifier train`")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    meta, tensors = read_tensors(path)  # its WeightsError is a ValueError naming the file
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not an aelink classifier (format {meta.get('format')!r})")
     model = DigitClassifier()

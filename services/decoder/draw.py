@@ -7,7 +7,6 @@ models the dequantized ones).
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Callable
 from functools import partial
@@ -20,10 +19,9 @@ from services.decoder.draw_schemas import InterpolateResponse, SampleRequest, Sa
 from services.decoder.inputs import check_codes, read_codes
 from services.decoder.schemas import DecodeRequest
 from shared.codec import wire
-from shared.codec.config import ModelConfig
 from shared.codec.latent import fractions, interpolate, sample_prior
 from shared.service.codes import checked_latents, undecodable
-from shared.service.images import pixels_to_png, to_uint8
+from shared.service.images import to_uint8
 from shared.service.negotiate import choose, content_type, unsupported
 from shared.service.openapi import BINARY, request_body
 from shared.service.problems import Problem, parse_json, problem_responses
@@ -57,17 +55,6 @@ async def decode_latents(request: Request, latents: np.ndarray) -> np.ndarray:
     images = to_uint8(await state.runtime.infer(latents))
     state.metrics.observe_request(len(images))
     return images
-
-
-def respond(answer: str, images: np.ndarray, config: ModelConfig, fingerprint: str, pixels: bool,
-            json_model: type, **extra) -> Response:
-    """Framed like /v1/decode's answer (in a worker thread); the JSON form adds `extra` fields."""
-    if answer != outputs.JSON:
-        return outputs.respond(answer, images, config.name, fingerprint, pixels)
-    pngs = [base64.b64encode(pixels_to_png(img)).decode("ascii") for img in images]
-    body = json_model(model=config.name, fingerprint=fingerprint, count=len(images), images=pngs,
-                      pixels=images.tolist() if pixels else None, **extra)
-    return Response(body.model_dump_json(exclude_none=True), media_type=outputs.JSON)
 
 
 def two_ends(parse: Callable[[], wire.Codes], runtime: HalfRuntime, max_images: int) -> np.ndarray:
@@ -110,8 +97,9 @@ async def sample(
     seed = asked.seed if asked.seed is not None else secrets.randbits(63)
     latents = sample_prior(config, asked.n, seed, asked.temperature)
     images = await decode_latents(request, latents)
-    reply = await state.runtime.offload(partial(respond, answer, images, config, state.runtime.weights.fingerprint,
-                                                pixels, SampleResponse, seed=seed, temperature=asked.temperature))
+    reply = await state.runtime.offload(partial(outputs.respond, answer, images, config.name,
+                                                state.runtime.weights.fingerprint, pixels, SampleResponse,
+                                                seed=seed, temperature=asked.temperature))
     reply.headers[SEED_HEADER] = str(seed)
     return reply
 
@@ -141,5 +129,6 @@ async def interpolate_codes(
     # after the codes: a malformed body is refused as such (400/422) whatever the steps asked
     check_count("steps", steps, state.settings.max_images)
     images = await decode_latents(request, interpolate(ends[0], ends[1], steps))
-    return await runtime.offload(partial(respond, answer, images, runtime.config, runtime.weights.fingerprint,
-                                         pixels, InterpolateResponse, t=fractions(steps)))
+    return await runtime.offload(partial(outputs.respond, answer, images, runtime.config.name,
+                                         runtime.weights.fingerprint, pixels, InterpolateResponse,
+                                         t=fractions(steps)))

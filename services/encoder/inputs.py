@@ -114,10 +114,8 @@ def from_multipart(scope: Scope, body: bytes, max_images: int, fit: str, max_pix
     async def receive() -> Message:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    files = asyncio.run(_uploads(Request(scope, receive), max_images))
-    if len(files) > max_images:
-        raise too_many(len(files), max_images)
-    return from_files(files, fit, max_pixels)
+    # (more than max_images files are refused by the form parser's cap, in _uploads)
+    return from_files(asyncio.run(_uploads(Request(scope, receive), max_images)), fit, max_pixels)
 
 
 def check_count(count: int, max_images: int) -> None:

@@ -96,10 +96,15 @@ def _decompress(codes: Sequence[bytes], coder: BatchCoder, shape: tuple[int, ...
     return torch.from_numpy(y).reshape(len(y), *shape), errors
 
 
+def first_error(errors: Sequence[CodeError | None]) -> CodeError | None:
+    """The first code's error of a `decompress_each`, as decompress raises it (naming the code)."""
+    return next((CodeError(f"code {i}: {e}") for i, e in enumerate(errors) if e is not None), None)
+
+
 def _raise_first(errors: Sequence[CodeError | None]) -> None:
-    if any(errors):
-        i, e = next((i, e) for i, e in enumerate(errors) if e is not None)
-        raise CodeError(f"code {i}: {e}")
+    error = first_error(errors)
+    if error is not None:
+        raise error
 
 
 @torch.no_grad()

@@ -86,11 +86,25 @@ def save_halves(config: ModelConfig, state: Mapping[str, torch.Tensor], out_dir:
             "encoder_sha256": digests["encoder"],
             "decoder_sha256": digests["decoder"],
         }
-        tmp = out / f".{half}.safetensors.tmp"
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.chmod(0o644)  # safetensors writes 0600; a service may run as another user than the trainer
-        tmp.replace(out / f"{half}.safetensors")  # atomic: a reader never sees half a file
+        write_tensors(tensors, out / f"{half}.safetensors", meta)
     return fingerprint
+
+
+def write_tensors(tensors: Mapping[str, torch.Tensor], path: Path, meta: dict[str, str]) -> None:
+    """A safetensors file with metadata, written atomically (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(dict(tensors), str(tmp), metadata=meta)
+    tmp.chmod(0o644)  # safetensors writes 0600; a service may run as another user than the trainer
+    tmp.replace(path)
+
+
+def read_tensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors; WeightsError (naming the file) when it is unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def read_half(path: str | Path, half: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -100,12 +114,7 @@ def read_half(path: str | Path, half: str) -> tuple[dict[str, str], dict[str, to
         raise ValueError(f"half must be one of {HALVES}")
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file (expected the {half} half)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    meta, tensors = read_tensors(path)
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: not an aelink weights half (format {meta.get('format')!r})")
     if meta.get("half") != half:

@@ -24,7 +24,7 @@ from shared.service.settings import ServiceSettings
 log = logging.getLogger("aelink.service")
 
 
-def _lifespan(runtime: HalfRuntime, stats: metrics.Metrics):
+def _lifespan(runtime: HalfRuntime, stats: metrics.Metrics, drain: shutdown.Drain):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
@@ -37,7 +37,9 @@ def _lifespan(runtime: HalfRuntime, stats: metrics.Metrics):
         # Warm up after start-up returns, so /healthz answers meanwhile and /readyz says 503 until done.
         warm = asyncio.create_task(runtime.warm())
         try:
-            yield
+            # After start-up: a SIGTERM during the weight load stops at once; from here it starts a drain.
+            with drain.on_sigterm():
+                yield
         finally:
             runtime.ready, runtime.not_ready_reason = False, "shutting down"
             await warm
@@ -53,9 +55,11 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
     runtime = HalfRuntime(spec, settings.half_path(spec.half), settings.threads, max_batch=settings.max_batch,
                           batch_wait_ms=settings.batch_wait_ms, max_queue=settings.max_queue,
                           on_batch=stats.observe_model_batch, on_depth=stats.set_queue_depth)
+    drain = shutdown.Drain(settings.shutdown_drain_seconds)  # SIGTERM: /readyz 503, drain, then stop
     app = FastAPI(title=title, description=description, version=__version__,
-                  lifespan=_lifespan(runtime, stats))
+                  lifespan=_lifespan(runtime, stats, drain))
     app.state.settings, app.state.runtime, app.state.metrics = settings, runtime, stats
+    app.state.drain = drain
     install_problem_handlers(app)
     problems_as_problem_json(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
@@ -72,5 +76,5 @@ def build_app(spec: HalfSpec, settings: ServiceSettings, routers: Sequence[APIRo
     app.include_router(info.router, prefix="/v1", dependencies=guarded)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    shutdown.install(app, settings.shutdown_drain_seconds)  # SIGTERM: /readyz 503, drain, then stop
+    app.add_middleware(shutdown.CloseWhileDraining, drain=drain)  # outermost: every answer of the drain
     return app

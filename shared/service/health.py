@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from shared.service import shutdown
 from shared.service.problems import Problem, problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -24,7 +23,7 @@ async def healthz() -> Health:
 @router.get("/readyz", response_model=Health, responses=problem_responses(503))
 async def readyz(request: Request) -> Health:
     """Weights loaded, verified and warmed up; 503 before that (and while shutting down)."""
-    if shutdown.draining(request.app):
+    if request.app.state.drain.draining:
         raise Problem(503, "not-ready", "shutting down", headers={"Retry-After": "1"})
     runtime = request.app.state.runtime
     if not runtime.ready:

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from shared.codec.config import ModelConfig
+from shared.codec.rangecoder import CodeError
+from shared.codec.tables import first_error
 from shared.codec.weights import HalfWeights
 from shared.service.batcher import Batcher, Overloaded
 from shared.service.problems import Problem
@@ -129,10 +131,9 @@ class HalfRuntime:
 
     def warm_up(self) -> None:
         try:
+            # (an rd half's compiled coder was compiled at load, when its tables were checked)
             for _ in range(WARMUP_CALLS):
                 self.run(np.zeros((self.batcher.max_batch, *self.spec.input_shape(self.config)), np.float32))
-            if self.config.entropy_coded:  # the coder too: a compiled one compiles on its first call
-                self.decompress(tuple(self.compress(np.zeros((1, *self.config.code_shape), np.float32))))
         except Exception as e:  # keep serving /healthz; /readyz says why it never got ready
             self.not_ready_reason = f"warm-up failed: {e}"
             log.exception("warm-up failed")
@@ -200,6 +201,11 @@ class HalfRuntime:
         """Entropy-coded codes -> float32 latents (N, *code_shape); CodeError names a bad code."""
         return self.module.entropy.decompress(payloads).numpy()
 
+    def decompress_each(self, payloads: tuple[bytes, ...]) -> tuple[np.ndarray, list[CodeError | None]]:
+        """Entropy-coded codes -> (latents, per code None or its CodeError), in one pass."""
+        latents, errors = self.module.entropy.decompress_each(payloads)
+        return latents.numpy(), errors
+
     # The batch thread's work: each stage runs once for the whole batch, and only when it fails does it
     # run job by job, so that exactly the jobs at fault get the error.
 
@@ -217,7 +223,7 @@ class HalfRuntime:
                 coded[i] = prepared.payloads
             else:
                 inputs[i] = prepared
-        for i, latents in self._each(coded, self._decode_all, results, jobs, undecodable=True).items():
+        for i, latents in self._decode_jobs(coded, results, jobs).items():
             try:
                 inputs[i] = jobs[i].decoded(latents)
             except Exception as e:
@@ -235,7 +241,7 @@ class HalfRuntime:
         return results
 
     def _each(self, parts: dict[int, Any], stage: Callable[[list[Any]], list[Any]], results: list[Any],
-              jobs: list[Job], undecodable: bool = False) -> dict[int, Any]:
+              jobs: list[Job]) -> dict[int, Any]:
         """Run a stage on all parts at once; if that fails, part by part, recording each failure."""
         if not parts:
             return {}
@@ -243,15 +249,37 @@ class HalfRuntime:
             return dict(zip(parts, stage(list(parts.values())), strict=True))
         except Exception as e:
             if len(parts) == 1:  # nothing to tell apart: the one job gets the error
-                i = next(iter(parts))
-                results[i] = jobs[i].undecodable(e) if undecodable else e
+                results[next(iter(parts))] = e
                 return {}
         done = {}
         for i, part in parts.items():
             try:
                 done[i] = stage([part])[0]
             except Exception as e:
-                results[i] = jobs[i].undecodable(e) if undecodable else e
+                results[i] = e
+        return done
+
+    def _decode_jobs(self, coded: dict[int, tuple[bytes, ...]], results: list[Any],
+                     jobs: list[Job]) -> dict[int, np.ndarray]:
+        """Every job's entropy-coded codes in one decoding pass, which tells each code's error apart: a
+        job with a code that does not decode gets its own answer (`undecodable`), the others go on."""
+        if not coded:
+            return {}
+        try:
+            latents, errors = self.decompress_each(tuple(p for part in coded.values() for p in part))
+        except Exception as e:  # not a code's fault (the tables): every job gets it
+            for i in coded:
+                results[i] = e
+            return {}
+        done, start = {}, 0
+        for i, part in coded.items():
+            end = start + len(part)
+            error = first_error(errors[start:end])
+            if error is None:
+                done[i] = latents[start:end]
+            else:
+                results[i] = jobs[i].undecodable(error)
+            start = end
         return done
 
     def _forward_all(self, parts: list[np.ndarray]) -> list[np.ndarray]:
@@ -264,10 +292,6 @@ class HalfRuntime:
         padded[:n] = x
         out = np.concatenate([self.run(padded[i:i + k]) for i in range(0, len(padded), k)])[:n]
         return np.split(out, np.cumsum([len(p) for p in parts])[:-1])
-
-    def _decode_all(self, parts: list[tuple[bytes, ...]]) -> list[np.ndarray]:
-        latents = self.decompress(tuple(p for part in parts for p in part))
-        return np.split(latents, np.cumsum([len(p) for p in parts])[:-1])
 
     def _encode_all(self, parts: list[np.ndarray]) -> list[list[bytes]]:
         codes = self.compress(np.concatenate(parts) if len(parts) > 1 else parts[0])

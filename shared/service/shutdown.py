@@ -7,7 +7,7 @@ arrive. So the first SIGTERM only starts a drain: /readyz answers 503, every ans
 signal is handed to uvicorn, which stops accepting connections and lets in-flight requests finish
 (up to SHUTDOWN_TIMEOUT_SECONDS, uvicorn's timeout_graceful_shutdown).
 
-The hook sits in the app's lifespan, not in a uvicorn.Server subclass: uvicorn's `--workers`
+The hook sits in the app's lifespan (shared.service.app), not in a uvicorn.Server subclass: uvicorn's `--workers`
 supervisor runs a stock Server in each worker and forwards SIGTERM to all of them, and each worker's
 lifespan installs its own drain. A second SIGTERM, or SIGINT (Ctrl-C), stops without waiting.
 """
@@ -19,10 +19,9 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("aelink.service")
@@ -85,27 +84,3 @@ class CloseWhileDraining:
             await send(message)
 
         await self.app(scope, receive, send_closing)
-
-
-def install(app: FastAPI, drain_seconds: float) -> Drain:
-    """Give the app a drain: `app.state.drain`, the SIGTERM hook in its lifespan, the middleware."""
-    drain = Drain(drain_seconds)
-    app.state.drain = drain
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app_: Any) -> AsyncIterator[Any]:
-        # After the app's own start-up: a SIGTERM during the weight load stops at once, as before.
-        async with inner(app_) as state:
-            with drain.on_sigterm():
-                yield state
-
-    app.router.lifespan_context = lifespan
-    app.add_middleware(CloseWhileDraining, drain=drain)
-    return drain
-
-
-def draining(app: FastAPI) -> bool:
-    """True once this process got SIGTERM: /readyz then answers 503."""
-    drain = getattr(app.state, "drain", None)
-    return drain is not None and drain.draining
