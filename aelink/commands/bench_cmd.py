@@ -38,7 +38,8 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, help="CPU threads for both libraries (default: each one's choice)")
     t.add_argument("--processes", type=int, default=1,
                    help="train aelink under torchrun with this many processes of one thread (default: 1, in process)")
-    t.add_argument("--bf16", action="store_true", help="aelink trains with bf16 autocast (`aelink train --bf16`)")
+    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="aelink trains with (or without) bf16 autocast (default: as `aelink train` picks it)")
     t.add_argument("--json", action="store_true", help="print the measurements as JSON")
     add_data_args(t)
     t.set_defaults(run=run_train)
@@ -71,6 +72,20 @@ def register(sub) -> None:
     v.add_argument("--out", type=Path, default=Path("out/bench_serve.json"), help="JSON results (default: %(default)s)")
     add_data_args(v)
     v.set_defaults(run=run_serve)
+    k = kinds.add_parser("soak", help="C clients send single digits through the real pair for S seconds; every"
+                         " answer checked against the lone request's", description="Start the real pair and"
+                         " send single digits (encode, then decode its code) from C concurrent clients for S"
+                         " seconds, with no retries; count errors and lost digits, and compare every code and"
+                         " image byte for byte with what the same digit gets when sent alone.")
+    k.add_argument("--models", type=lambda t: tuple(t.split(",")), default=("compact32", "rd64"),
+                   help="comma-separated models (default: compact32,rd64)")
+    k.add_argument("-c", "--concurrency", type=int, default=64, help="clients in flight (default: 64)")
+    k.add_argument("-s", "--seconds", type=float, default=60.0, help="seconds per model (default: 60)")
+    k.add_argument("--digits", type=int, default=500, help="distinct test digits sent (default: 500)")
+    k.add_argument("--weights-dir", type=Path, help="weights folder (default: the repository's weights/)")
+    k.add_argument("--out", type=Path, default=Path("out/bench_soak.json"), help="JSON results (default: %(default)s)")
+    add_data_args(k)
+    k.set_defaults(run=run_soak)
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -148,3 +163,18 @@ def run_serve(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    from aelink.data.datasets import load_split
+    from aelink.measure.soak import format_rows, passed, soak_model
+    from shared.service.settings import DEFAULT_WEIGHTS
+
+    images = load_split("test", args.data_dir, args.dataset)[0][: args.digits].copy()
+    weights = args.weights_dir.resolve() if args.weights_dir else DEFAULT_WEIGHTS
+    rows = [soak_model(m, images, args.concurrency, args.seconds, weights) for m in args.models]
+    print(format_rows(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if all(passed(r) for r in rows) else 1

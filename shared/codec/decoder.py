@@ -50,6 +50,9 @@ class Decoder(nn.Module):
             calm_output(self.net[-1])
         if config.entropy_coded:
             self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
+        # oneDNN's CPU convolutions run 1.4-1.7x faster on channels-last weights (and they pick that layout
+        # for the activations too): the services, eval and training all compute in it, so they agree
+        self.to(memory_format=torch.channels_last)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         z = self.unbottleneck(z)
