@@ -1,6 +1,8 @@
 """Fitting a vae's mixture prior on tiny real runs: at the end of `aelink train`, and onto an existing
 run with `aelink prior fit`; the halves agree, load, and their samples decode."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ from shared.codec.weights import WeightsError, read_half
 # a light KL weight: at beta 1 a tiny run decodes every code to the same blur
 TINY = ModelConfig("tiny-vae", kind="vae", code_size=4, widths=(8, 16), loss="bce", beta=0.01)
 # two epochs at 3x the usual lr: after less, every draw decodes to the same grey blur
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 SMALL = dict(epochs=2, lr=3e-3, train_subset=1024, test_subset=128, batch_size=128, progress=False)
 
 
@@ -107,3 +110,37 @@ def test_export_refuses_a_checkpoint_whose_prior_was_never_fitted(tmp_path, data
     trainer.save_checkpoint()
     with pytest.raises(WeightsError, match="aelink prior fit"):
         export_checkpoint(tmp_path / "checkpoint.pt", tmp_path / "out")
+
+
+def test_the_card_judges_the_fitted_prior_with_n01_beside_it(runs, test_images):
+    """Each vae's default prior at temperature 1 (the target row) and 0.8; N(0, I) at 1 beside a fitted one."""
+    import json
+
+    from aelink.judge.card import judge_prior, render_judge
+    from aelink.judge.net import load_classifier
+    from aelink.judge.score import SAMPLES, Judge
+
+    classifier, info = load_classifier(WEIGHTS / "classifier" / "classifier.safetensors")
+    labels = torch.from_numpy(load_split("test", None)[1][:500].astype("int64"))
+    judge = Judge(classifier, test_images[:500], labels, info)
+    row = {"psnr_mean_per_image": 12.0, "accuracy": 50.0, "accuracy_drop": 40.0, "allowed_drop": 1.5,
+           "agreement": 50.0, "meets_target": False}
+    entries = []
+    for name in ("fitted", "plain"):
+        decoder, meta = load_decoder(runs[name] / "decoder.safetensors")
+        samples = judge_prior(decoder, judge)
+        entries.append({"model": f"{meta.config.name}-{name}", "config": json.loads(meta.config.to_json()),
+                        "judge": judge.summary(), "rows": [row], "samples": samples})
+    fitted, plain = (e["samples"] for e in entries)
+    assert [(s["prior"], s["temperature"], s["target"]) for s in fitted] == [
+        ("fitted", 1.0, True), ("fitted", 0.8, False), ("standard", 1.0, False)]
+    assert [(s["prior"], s["temperature"], s["target"]) for s in plain] == [
+        ("standard", 1.0, True), ("standard", 0.8, False)]
+    assert all(s["samples"] == SAMPLES and abs(sum(s["class_shares"]) - 100) < 1e-3 for s in fitted + plain)
+    text = "\n".join(render_judge(entries))
+    assert "| tiny-vae-fitted | fitted (5 Gaussians) | 1 |" in text
+    assert "| tiny-vae-fitted | N(0, I) | 1 |" in text and "| tiny-vae-plain | N(0, I) | 0.8 |" in text
+    assert "tiny-vae-fitted: fitted (5 Gaussians); tiny-vae-plain: N(0, I)" in text  # the defaults, said
+    assert "GaussianMixture" in text
+    lines = [line for line in text.splitlines() if line.startswith("| tiny-vae")]
+    assert sum(line.endswith("| - |") for line in lines) == 3  # only the two target rows have a verdict
