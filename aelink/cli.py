@@ -8,7 +8,7 @@ import sys
 
 from shared import __version__
 
-TRAIN_EXTRA = {"tqdm", "pytorch_msssim", "matplotlib"}  # pyproject's `train` extra, by module name
+TRAIN_EXTRA = {"tqdm", "pytorch_msssim", "matplotlib", "sklearn"}  # pyproject's `train` extra, by module name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         draw_cmd,
         eval_cmd,
         export_cmd,
+        prior_cmd,
         send_cmd,
         serve_cmd,
         train_cmd,
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aelink", description="A learned image codec for MNIST digits.")
     parser.add_argument("--version", action="version", version=f"aelink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, serve_cmd, send_cmd, demo_cmd, web_cmd,
-                   bench_cmd, classifier_cmd, draw_cmd):
+    for module in (data_cmd, train_cmd, eval_cmd, card_cmd, export_cmd, prior_cmd, serve_cmd, send_cmd, demo_cmd,
+                   web_cmd, bench_cmd, classifier_cmd, draw_cmd):
         module.register(sub)
     return parser
 

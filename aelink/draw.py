@@ -21,11 +21,15 @@ SCALE, GAP = 2, 2
 class DrawClient(CodecClient):
     """The codec client plus the decoder's drawing endpoints."""
 
-    def sample(self, n: int, seed: int | None, temperature: float) -> tuple[np.ndarray, int]:
-        """n digits from the decoder's prior -> (uint8 (n,28,28), the seed used)."""
-        body = {"n": n, "temperature": temperature, **({"seed": seed} if seed is not None else {})}
+    def sample(self, n: int, seed: int | None, temperature: float, prior: str | None = None
+               ) -> tuple[np.ndarray, int, str]:
+        """n digits from the decoder's prior ("fitted", "standard"; None: the model's default) ->
+        (uint8 (n,28,28), the seed used, the prior used)."""
+        body = {"n": n, "temperature": temperature, **({"seed": seed} if seed is not None else {}),
+                **({"prior": prior} if prior is not None else {})}
         r = call(self.decoder, "POST", "/v1/sample", self.retry, json=body, headers={"Accept": OCTET})
-        return np.frombuffer(r.content, dtype=np.uint8).reshape(-1, 28, 28), int(r.headers["X-Aelink-Seed"])
+        images = np.frombuffer(r.content, dtype=np.uint8).reshape(-1, 28, 28)
+        return images, int(r.headers["X-Aelink-Seed"]), r.headers.get("X-Aelink-Prior", "standard")
 
     def interpolate(self, codes: bytes, steps: int) -> np.ndarray:
         """The binary form of two codes -> uint8 (steps,28,28) from the first's decode to the second's."""

@@ -22,7 +22,10 @@ def register(sub) -> None:
     s = sub.add_parser("sample", help="draw new digits from a vae decoder's prior", description=__doc__)
     s.add_argument("-n", type=int, default=64, help="digits to draw (default: 64)")
     s.add_argument("--seed", type=int, help="the same seed draws the same digits (default: the service picks)")
-    s.add_argument("--temperature", type=float, default=1.0, help="scales the prior's std (default: 1)")
+    s.add_argument("--temperature", type=float, default=1.0, help="scales the prior's spread (default: 1)")
+    s.add_argument("--prior", choices=["fitted", "standard"],
+                   help="fitted: the Gaussian mixture fitted to the model's training codes; standard: N(0, I)"
+                   " (default: the model's, fitted if it has one)")
     s.add_argument("--columns", type=int, default=8)
     s.add_argument("--out", type=Path, default=Path("out/samples.png"), help="the grid, a PNG")
     add_service_args(s, "decoder")
@@ -40,14 +43,21 @@ def register(sub) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from aelink.draw import save_grid, services
+    import sys
 
-    with services(None, args.decoder, ("decoder",), args.model, args.weights_dir, args.token) as client:
-        images, seed = client.sample(args.n, args.seed, args.temperature)
-        model = client.model("decoder")
+    from aelink.draw import save_grid, services
+    from aelink.http_calls import ServiceError
+
+    try:
+        with services(None, args.decoder, ("decoder",), args.model, args.weights_dir, args.token) as client:
+            images, seed, prior = client.sample(args.n, args.seed, args.temperature, args.prior)
+            model = client.model("decoder")
+    except ServiceError as e:  # e.g. 409: the model has no prior, or not the fitted one asked for
+        print(f"aelink sample: error: {e}", file=sys.stderr)
+        return 1
     save_grid(images, args.columns, args.out)
-    print(f"{len(images)} digits from {model['name']} (fingerprint {model['fingerprint']}), seed {seed},"
-          f" temperature {args.temperature:g}: wrote {args.out}")
+    print(f"{len(images)} digits from {model['name']} (fingerprint {model['fingerprint']}), {prior} prior, seed"
+          f" {seed}, temperature {args.temperature:g}: wrote {args.out}")
     return 0
 
 

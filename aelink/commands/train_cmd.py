@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--lmbda", type=float, help="rd models: loss = distortion + LMBDA * bits, per image")
     p.add_argument("--beta", "--kl-weight", dest="beta", type=float,
                    help="vae models: loss = reconstruction + BETA * KL, per image (default 1: a true VAE)")
+    p.add_argument("--prior-components", type=int,
+                   help="vae models: fit a Gaussian mixture of this many components to the training codes"
+                   " at the end, the prior the decoder samples from (0: N(0, I))")
     p.add_argument("--latent", choices=LATENTS, help="rd models: a vector latent or a spatial map")
     p.add_argument("--noise-once", action="store_true", help="draw the training noise once, not per batch")
     p.add_argument("--epochs", type=int, default=50)
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     config = preset(args.preset).with_(
         name=args.name, code_size=args.code_size, widths=args.widths, blocks=args.blocks, loss=args.loss,
         noise=args.noise, lmbda=args.lmbda, latent=args.latent, beta=args.beta,
+        prior_components=args.prior_components,
     )
     opts = TrainOptions(
         out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,

@@ -1,4 +1,5 @@
-"""The model card's judge sections: digit identity through each codec, and a vae's drawn digits."""
+"""The model card's judge sections: digit identity through each codec, and a vae's drawn digits (from its
+fitted prior if it has one, with N(0, I) beside it)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,28 @@ from aelink.judge.score import (
     SAMPLES,
     SHARP_DB,
 )
-from shared.codec.latent import sample_prior
+from shared.codec.latent import choose_prior, sample_prior
 
 TEMPERATURES = (1.0, 0.8)  # the target is judged at 1 (the prior itself); 0.8 shown beside it
 
 
+def draws(decoder) -> list[tuple[str, float, bool]]:
+    """(prior, temperature, is the target) of each row: the model's default prior (its fitted one if it
+    has one) at each temperature, the target at 1; beside a fitted prior, N(0, I) at 1 for comparison."""
+    default, _ = choose_prior(decoder, None)
+    rows = [(default, t, t == 1.0) for t in TEMPERATURES]
+    return rows + [("standard", 1.0, False)] if default == "fitted" else rows
+
+
 @torch.no_grad()
 def judge_prior(decoder, judge) -> list[dict]:
-    """The judge's verdict on 1,000 digits drawn from the decoder's prior (seed 0), per temperature."""
+    """The judge's verdict on 1,000 digits drawn from the decoder's priors (seed 0), per row of draws()."""
     out = []
-    for t in TEMPERATURES:
-        latents = torch.from_numpy(sample_prior(decoder.config, SAMPLES, SAMPLE_SEED, t))
-        out.append({"temperature": t, "seed": SAMPLE_SEED, **judge.samples(decoder(latents))})
+    for prior, t, target in draws(decoder):
+        mixture = choose_prior(decoder, prior)[1]
+        latents = torch.from_numpy(sample_prior(decoder.config, SAMPLES, SAMPLE_SEED, t, mixture))
+        out.append({"prior": prior, "temperature": t, "seed": SAMPLE_SEED, "target": target,
+                    **judge.samples(decoder(latents))})
     return out
 
 
@@ -60,19 +71,39 @@ def render_judge(entries: list[dict]) -> list[str]:
     out += ["", f"Missed: {', '.join(missed)}." if missed else "Every model meets its target."]
     drawn = [e for e in entries if e.get("samples")]
     if drawn:
-        lo, hi = CLASS_SHARE
-        out += ["", "### Drawn digits", "",
-                f"{SAMPLES:,} digits drawn from each vae's prior N(0, I) (seed {SAMPLE_SEED}, its std scaled by the "
-                f"temperature), judged. Target (issue 11), at temperature 1: at least {CONFIDENT_SHARE:g}% judged "
-                f"with confidence >= {CONFIDENCE:g}, and every class between {lo:g}% and {hi:g}% of them. For scale: "
-                f"the judge is that confident of {j['original_confident_share']:.1f}% of the real test digits"
-                + "".join(f", of {e['reconstructions_confident_share']:.1f}% of {e['model']}'s reconstructions of them"
-                          for e in drawn if "reconstructions_confident_share" in e)
-                + " (drawn digits can hardly do better than a model's own reconstructions).", "",
-                "| model | temperature | confident | class shares (0..9, %) | target |", "|---|---|---|---|---|"]
-        for e in drawn:
-            for s in e["samples"]:
-                shares = " ".join(f"{x:.1f}" for x in s["class_shares"])
-                verdict = ("met" if s["meets_target"] else "**missed**") if s["temperature"] == 1.0 else "-"
-                out.append(f"| {e['model']} | {s['temperature']:g} | {s['confident_share']:.1f}% | {shares} | {verdict} |")
+        out += render_drawn(drawn, j)
+    return out
+
+
+def prior_name(entry: dict, prior: str) -> str:
+    k = entry["config"].get("prior_components", 0)
+    return f"fitted ({k} Gaussians)" if prior == "fitted" else "N(0, I)"
+
+
+def render_drawn(drawn: list[dict], j: dict) -> list[str]:
+    """The drawn-digits table: each vae's default prior at temperature 1 (the target) and 0.8, and beside
+    a fitted prior, N(0, I) at 1. Entries measured before fitted priors have no prior: N(0, I)."""
+    lo, hi = CLASS_SHARE
+    defaults = "; ".join(f"{e['model']}: {prior_name(e, e['samples'][0].get('prior', 'standard'))}" for e in drawn)
+    out = ["", "### Drawn digits", "",
+           f"{SAMPLES:,} digits drawn from each vae's prior (seed {SAMPLE_SEED}), judged. A vae's default prior, "
+           "the one `POST /v1/sample` and `aelink sample` draw from unless asked otherwise (`prior`), is N(0, I) "
+           "unless its decoder half holds a fitted prior: a Gaussian mixture (full covariances) fitted after "
+           "training by EM (scikit-learn's GaussianMixture, the run's seed) to the codes of the training images, "
+           "their posterior means as the sender sends them (ex-post density estimation, Ghosh et al. 2020). "
+           f"Default priors: {defaults}. The temperature scales N(0, I)'s std, or each Gaussian's spread about its "
+           f"mean. Target (issue 11), for the default prior at temperature 1: at least {CONFIDENT_SHARE:g}% judged "
+           f"with confidence >= {CONFIDENCE:g}, and every class between {lo:g}% and {hi:g}% of them. For scale: "
+           f"the judge is that confident of {j['original_confident_share']:.1f}% of the real test digits"
+           + "".join(f", of {e['reconstructions_confident_share']:.1f}% of {e['model']}'s reconstructions of them"
+                     for e in drawn if "reconstructions_confident_share" in e)
+           + " (drawn digits can hardly do better than a model's own reconstructions).", "",
+           "| model | prior | temperature | confident | class shares (0..9, %) | target |", "|---|---|---|---|---|---|"]
+    for e in drawn:
+        for s in e["samples"]:
+            shares = " ".join(f"{x:.1f}" for x in s["class_shares"])
+            target = s.get("target", s["temperature"] == 1.0)
+            verdict = ("met" if s["meets_target"] else "**missed**") if target else "-"
+            out.append(f"| {e['model']} | {prior_name(e, s.get('prior', 'standard'))} | {s['temperature']:g} "
+                       f"| {s['confident_share']:.1f}% | {shares} | {verdict} |")
     return out

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from aelink.data.datasets import add_noise, dataset, load_split, to_tensor
 from aelink.figure import figure_for
 from aelink.training.autoencoder import Autoencoder, kl_divergence, reconstruction_loss
+from aelink.training.mixture import describe, fit_decoder_prior
 from aelink.training.prior import rate_bits
 from aelink.training.runtime import Processes, choose_bf16, keep_freed_memory, keras_epsilon, quiet, start_as_keras
 from shared.codec.config import ModelConfig
@@ -265,9 +266,12 @@ class Trainer:
             log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         return row
 
-    def finish(self, test: torch.Tensor) -> str:
-        """Write the two halves and the figure; returns the pair fingerprint."""
+    def finish(self, test: torch.Tensor, train: torch.Tensor, log=print) -> str:
+        """Fit a vae's mixture prior if it has one, write the halves and figure; returns the fingerprint."""
         self.model.eval()
+        if self.config.prior_components:
+            log(describe(fit_decoder_prior(self.model, train, self.opts.seed)))
+            self.save_checkpoint()  # the fitted prior in the checkpoint too: `aelink export` then works
         fingerprint = save_halves(self.config, self.model.export_state(), self.opts.out)
         figure_for(self.model, test[:10], self.config.noise, self.opts.seed, self.opts.out / "figure.png")
         return fingerprint
@@ -287,7 +291,7 @@ def train(config: ModelConfig, opts: TrainOptions, log=print) -> tuple[list[dict
             + (f" ({procs.world} processes x {opts.batch_size // procs.world})" if procs.world > 1 else "")
             + f", out {opts.out}")
         history = trainer.fit(train_x, test_x, log)
-        fingerprint = trainer.finish(test_x) if procs.main else None
+        fingerprint = trainer.finish(test_x, train_x, log) if procs.main else None
         procs.barrier()  # the others leave once the halves are written
     finally:
         procs.stop()

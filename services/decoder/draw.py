@@ -1,7 +1,8 @@
 """POST /v1/sample (new digits from a vae's prior) and POST /v1/interpolate (images between two codes).
 
 The receiver draws alone: both endpoints need only the decoder half. Sampling needs a model with a
-prior (vae); interpolation works for every model, on the latents the decoder would decode (for rd
+prior (vae): N(0, I), or the Gaussian mixture a vae's decoder half holds when it was fitted one (its
+default then); interpolation works for every model, on the latents the decoder would decode (for rd
 models the dequantized ones).
 """
 
@@ -19,7 +20,7 @@ from services.decoder.draw_schemas import InterpolateResponse, SampleRequest, Sa
 from services.decoder.inputs import check_codes, read_codes
 from services.decoder.schemas import DecodeRequest
 from shared.codec import wire
-from shared.codec.latent import fractions, interpolate, sample_prior
+from shared.codec.latent import choose_prior, fractions, interpolate, sample_prior
 from shared.service.codes import checked_latents, undecodable
 from shared.service.images import to_uint8
 from shared.service.negotiate import choose, content_type, unsupported
@@ -29,6 +30,7 @@ from shared.service.runtime import Entropic, HalfRuntime
 
 router = APIRouter(tags=["drawing"])
 SEED_HEADER = "X-Aelink-Seed"  # the seed used, for PNG and raw answers, which have no JSON to carry it
+PRIOR_HEADER = "X-Aelink-Prior"  # the prior used ("fitted" or "standard"), likewise
 IMAGES_200 = {200: {"content": {outputs.PNG: BINARY, outputs.OCTET: BINARY},
                     "description": "JSON, one PNG (image/png), or N x 784 uint8 (application/octet-stream)"}}
 
@@ -82,8 +84,10 @@ async def sample(
     request: Request,
     pixels: bool = Query(False, description="JSON answer: also give each image as a 28x28 array of 0..255"),
 ) -> Response | SampleResponse:
-    """New digits from the model's prior N(0, I) (vae models only; 409 for others). The same seed and
-    temperature give the same images; the seed used is in the JSON answer and the X-Aelink-Seed header."""
+    """New digits from the model's prior (vae models only; 409 for others): its fitted Gaussian mixture if it
+    has one, else N(0, I); `prior` asks for either (409 for "fitted" without one). The same seed,
+    temperature and prior give the same images; the seed and prior used are in the JSON answer and the
+    X-Aelink-Seed and X-Aelink-Prior headers."""
     answer = choose(request, outputs.OFFERS)
     state = request.app.state
     config = state.runtime.config
@@ -94,13 +98,18 @@ async def sample(
     asked = await read_sample_request(request)
     check_count("images", asked.n, state.settings.max_images)
     outputs.check_answerable(answer, asked.n)
+    try:
+        prior, mixture = choose_prior(state.runtime.module, asked.prior)
+    except ValueError as e:
+        raise Problem(409, "no-fitted-prior", str(e), title="This model has no fitted prior") from None
     seed = asked.seed if asked.seed is not None else secrets.randbits(63)
-    latents = sample_prior(config, asked.n, seed, asked.temperature)
+    latents = sample_prior(config, asked.n, seed, asked.temperature, mixture)
     images = await decode_latents(request, latents)
     reply = await state.runtime.offload(partial(outputs.respond, answer, images, config.name,
                                                 state.runtime.weights.fingerprint, pixels, SampleResponse,
-                                                seed=seed, temperature=asked.temperature))
+                                                seed=seed, temperature=asked.temperature, prior=prior))
     reply.headers[SEED_HEADER] = str(seed)
+    reply.headers[PRIOR_HEADER] = prior
     return reply
 
 

@@ -14,7 +14,9 @@ alone. Three kinds of model share the same layout:
   digit's border is nearly always empty, its centre is not).
 - `vae`: the compact layout as a variational autoencoder: the encoder gives a mean and a log-variance,
   training minimizes reconstruction + `beta` * KL(posterior || N(0, I)), and the code sent is the mean.
-  Its prior N(0, I) lets the receiver draw new digits alone.
+  Its prior N(0, I) lets the receiver draw new digits alone; with `prior_components` K > 0 the decoder
+  half also carries a K-component Gaussian mixture fitted to the training set's codes after training
+  (ex-post density estimation, Ghosh et al. 2020), which draws digits that look far more like digits.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ LOSSES: tuple[str, ...] = ("bce", "mse", "l1", "psnr")
 LATENTS: tuple[str, ...] = ("vector", "spatial", "positional")
 # Fields added after weights were shipped: to_json leaves them out at these defaults, so the configs
 # of older weights (and the pair fingerprints hashed over them) keep their exact JSON.
-LATER_FIELDS = {"lmbda": 0.0, "latent": "vector", "blocks": 0, "beta": 0.0}
+LATER_FIELDS = {"lmbda": 0.0, "latent": "vector", "blocks": 0, "beta": 0.0, "prior_components": 0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class ModelConfig:
     latent: Latent = "vector"  # rd only: "vector" (code_size numbers) or a map of code_size channels
     blocks: int = 0  # compact and rd: residual blocks after each encoder stage, mirrored in the decoder
     beta: float | None = None  # vae only: loss = reconstruction + beta * KL, per image; None: 1 for a vae
+    # vae only: 0 samples from N(0, I); K > 0 from a K-component full-covariance Gaussian mixture over the
+    # flattened latent, fitted after training and held by the decoder half (shared.codec.mixture)
+    prior_components: int = 0
     extra: dict[str, str] = field(default_factory=dict, compare=False)  # free-form notes
 
     def __post_init__(self) -> None:
@@ -75,6 +80,11 @@ class ModelConfig:
             raise ValueError("a vae model needs beta > 0: the weight of the KL term")
         if self.kind != "vae" and self.beta:
             raise ValueError("beta is a setting of vae models only")
+        if isinstance(self.prior_components, bool) or not isinstance(self.prior_components, int) \
+                or self.prior_components < 0:
+            raise ValueError(f"prior_components must be an int >= 0, not {self.prior_components!r}")
+        if self.prior_components and self.kind != "vae":
+            raise ValueError("prior_components is a setting of vae models only")
         if self.kind == "vae" and self.loss == "psnr":
             raise ValueError("a vae's reconstruction term is a likelihood per pixel: loss bce, mse or l1")
         if self.kind == "seed":
@@ -134,7 +144,8 @@ class ModelConfig:
 
     @property
     def has_prior(self) -> bool:
-        """New latents can be drawn from N(0, I) and decoded (vae models)."""
+        """New latents can be drawn from a prior and decoded (vae models): N(0, I), and for
+        prior_components > 0 also the fitted mixture the decoder half holds."""
         return self.kind == "vae"
 
     @property
@@ -186,6 +197,12 @@ PRESETS: dict[str, ModelConfig] = {
                     latent="positional"),
         # A VAE with a 16-number latent: BCE summed per image + KL (beta 1), the usual VAE objective.
         ModelConfig("vae16", kind="vae", code_size=16, widths=(32, 64, 128), loss="bce", beta=1.0),
+        # beta 0.1: at beta 1 the KL cost holds the code to ~24 nats and the judge's accuracy on the
+        # reconstructions drops 2.6 points, beyond issue 11's 1.5. The mixture prior: digits drawn from a
+        # VAE's N(0, I) are judged confidently only ~40% of the time (vae16), the issue asks 90%; a
+        # 50-component mixture fitted to vae16's training codes gave 91.9%, with balanced classes.
+        ModelConfig("vae32", kind="vae", code_size=32, widths=(32, 64, 128), loss="bce", beta=0.1,
+                    prior_components=50),
     )
 }
 

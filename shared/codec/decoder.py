@@ -2,6 +2,8 @@
 
 For entropy-coded (rd) models, `decompress` turns bytes back into the quantized latent with the integer
 tables the half holds (`entropy`, the same buffers as the encoder half's); `forward` takes that latent.
+A vae with `prior_components` > 0 also holds its fitted prior (`prior`, a MixturePrior): only the
+receiver draws new digits, so the encoder half never has it.
 
 This module must never import `shared.codec.encoder`: the decoder service loads only this half.
 """
@@ -15,6 +17,7 @@ from torch import nn
 
 from shared.codec.config import ModelConfig
 from shared.codec.layers import ResBlock, calm_output, he_init
+from shared.codec.mixture import MixturePrior
 from shared.codec.tables import EntropyTables
 from shared.codec.weights import HalfWeights, load_half
 
@@ -50,6 +53,8 @@ class Decoder(nn.Module):
             calm_output(self.net[-1])
         if config.entropy_coded:
             self.entropy = EntropyTables(config.prior_channels, config.table_support, config.code_shape)
+        if config.prior_components:  # buffers: the strict load checks them; state keys `prior.*`
+            self.prior = MixturePrior(config.prior_components, config.code_numel)
         # oneDNN's CPU convolutions run 1.4-1.7x faster on channels-last weights (and they pick that layout
         # for the activations too): the services, eval and training all compute in it, so they agree
         self.to(memory_format=torch.channels_last)

@@ -20,11 +20,14 @@ from safetensors.torch import save_file
 from torch import nn
 
 from shared.codec.config import ModelConfig
+from shared.codec.mixture import MixturePrior
 from shared.codec.tables import EntropyTables
 
 FORMAT = "aelink-half-v1"
 HALVES = ("encoder", "decoder")
-TRAINING_ONLY = ("prior",)  # an rd model's learned prior: the halves hold its integer tables instead
+# An rd model's learned prior (the autoencoder's `prior.*`): the halves hold its integer tables instead.
+# A vae's fitted mixture is the decoder's own (`decoder.prior.*`): it goes to the decoder half alone.
+TRAINING_ONLY = ("prior",)
 FINGERPRINT_HEX = 16  # 64 bits: plenty to tell weight sets apart, short enough for every code header
 
 
@@ -156,6 +159,7 @@ def load_half(
         raise WeightsError(f"{path}: fingerprint {meta['fingerprint']} does not match its contents")
     module.load_state_dict(tensors)
     check_tables(module, path)
+    check_mixture(module, path)
     module.eval().requires_grad_(False)
     return HalfWeights(module, config, half, fingerprint, path)
 
@@ -169,3 +173,13 @@ def check_tables(module: nn.Module, path: Path) -> None:
                 sub.check()
             except ValueError as e:
                 raise WeightsError(f"{path}: {name} holds no valid coding tables ({e})") from None
+
+
+def check_mixture(module: nn.Module, path: Path) -> None:
+    """A fitted prior must be a distribution (fitting fills it), not the zeros a fresh module has."""
+    for name, sub in module.named_modules():
+        if isinstance(sub, MixturePrior):
+            try:
+                sub.check()
+            except ValueError as e:
+                raise WeightsError(f"{path}: {name} holds no valid fitted prior ({e})") from None

@@ -56,8 +56,10 @@ def test_each_image_runs_its_own_half_with_the_settings_it_needs(half):
     assert settings().port == int(port)  # the port compose publishes is the service's own default
     assert image.cmd == ["python", "-m", "services"]
     assert image.healthcheck == ["python", "-m", "services", "healthcheck"]
-    # rd presets join the images when their weights are committed: a COPY of a missing file fails the build
-    shipped = [m for m, c in PRESETS.items() if c.kind != "rd" or (ROOT / "weights" / m).is_dir()]
+    # rd presets and vaes with a fitted prior (vae32) join the images when their weights are committed:
+    # a COPY of a missing file fails the build
+    shipped = [m for m, c in PRESETS.items()
+               if (c.kind != "rd" and not c.prior_components) or (ROOT / "weights" / m).is_dir()]
     weights = sorted(p for p in image.files if "/weights/" in p)
     assert weights == sorted(f"/app/weights/{m}/{half}.safetensors" for m in shipped)
 

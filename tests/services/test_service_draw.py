@@ -1,6 +1,6 @@
-"""The decoder draws alone: POST /v1/sample (a vae's prior) and POST /v1/interpolate (every kind), over
-real HTTP: the images are the decodes of the prior's draws and of the codes' line, and bad requests get
-problem details."""
+"""The decoder draws alone: POST /v1/sample (a vae's prior: N(0, I) or its fitted mixture) and POST
+/v1/interpolate (every kind), over real HTTP: the images are the decodes of the prior's draws and of the
+codes' line, and bad requests get problem details."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from shared.service.images import png_to_pixels, to_uint8
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 # a light KL weight: after one tiny epoch at beta 1 every digit decodes to the same blur
 VAE = ModelConfig("tiny-vae", kind="vae", code_size=4, widths=(8, 16), loss="bce", beta=0.01)
+FITTED = VAE.with_(name="tiny-vae-fitted", prior_components=4)  # its mixture fitted at the end of training
 JSON = {"Content-Type": "application/json"}
 RAW = {"Content-Type": OCTET, "Accept": OCTET}
 
@@ -26,7 +27,8 @@ RAW = {"Content-Type": OCTET, "Accept": OCTET}
 @pytest.fixture(scope="module")
 def vae_weights(tmp_path_factory, data_dir):
     """A tiny vae trained for one epoch on 1,024 real images, in a weights folder."""
-    return train_tiny(VAE, tmp_path_factory.mktemp("weights"), data_dir)
+    root = train_tiny(VAE, tmp_path_factory.mktemp("weights"), data_dir)
+    return train_tiny(FITTED, root, data_dir)
 
 
 def pair(model: str, weights_dir) -> dict[str, LocalService]:
@@ -39,6 +41,7 @@ def pair(model: str, weights_dir) -> dict[str, LocalService]:
 def drawn(vae_weights, weights_dir):
     """Clients of the tiny vae's two services and of the committed rd10's (entropy-coded codes)."""
     services = {"vae": pair(VAE.name, vae_weights), "rd": pair("rd10", weights_dir)}
+    services["fitted"] = {"decoder": pair(FITTED.name, vae_weights)["decoder"]}
     every = [s for p in services.values() for s in p.values()]
     try:
         for s in every:
@@ -77,9 +80,42 @@ def test_sampling_is_deterministic_for_a_seed(drawn):
     assert sample(dec, n=2, seed=3).content == first[: 2 * 784]  # more digits keep the first draws
     body = sample(dec, "application/json", n=2, seed=3).json()
     assert body["seed"] == 3 and body["temperature"] == 1.0 and body["count"] == len(body["images"]) == 2
+    assert body["prior"] == "standard"  # a vae without a fitted prior draws from N(0, I)
     one = sample(dec, "image/png", seed=3)
     assert one.headers["content-type"] == "image/png"
     assert np.array_equal(to_uint8(png_to_pixels(one.content)), np.frombuffer(first[:784], np.uint8).reshape(1, 28, 28))
+
+
+def fitted_expected(vae_weights, n: int, seed: int, temperature: float, prior: str) -> np.ndarray:
+    decoder, _ = load_decoder(vae_weights / FITTED.name / "decoder.safetensors")
+    mixture = decoder.prior if prior == "fitted" else None
+    with torch.inference_mode():
+        return to_uint8(decoder(torch.from_numpy(sample_prior(FITTED, n, seed, temperature, mixture))).numpy())
+
+
+def test_a_fitted_prior_is_the_default_and_standard_can_be_asked(drawn, vae_weights):
+    dec = drawn["fitted_decoder"]
+    r = sample(dec, n=5, seed=11, temperature=0.8)
+    assert r.status_code == 200 and r.headers["x-aelink-prior"] == "fitted"
+    fitted = np.frombuffer(r.content, np.uint8).reshape(-1, 28, 28)
+    assert np.array_equal(fitted, fitted_expected(vae_weights, 5, 11, 0.8, "fitted"))
+    assert sample(dec, n=5, seed=11, temperature=0.8, prior="fitted").content == r.content
+    r = sample(dec, n=5, seed=11, temperature=0.8, prior="standard")
+    assert r.status_code == 200 and r.headers["x-aelink-prior"] == "standard"
+    standard = np.frombuffer(r.content, np.uint8).reshape(-1, 28, 28)
+    assert np.array_equal(standard, fitted_expected(vae_weights, 5, 11, 0.8, "standard"))
+    assert not np.array_equal(standard, fitted)
+    body = sample(dec, "application/json", n=2, seed=11).json()
+    assert body["prior"] == "fitted" and body["model"] == FITTED.name
+    assert sample(dec, "application/json", n=2, seed=11, prior="standard").json()["prior"] == "standard"
+
+
+def test_asking_a_fitted_prior_of_a_model_without_one_is_refused(drawn):
+    dec = drawn["vae_decoder"]
+    body = assert_problem(sample(dec, n=2, prior="fitted"), 409, "tiny-vae", "no fitted prior", "standard")
+    assert body["type"].endswith(":no-fitted-prior")
+    assert sample(dec, n=2, prior="standard").headers["x-aelink-prior"] == "standard"
+    assert_problem(sample(dec, n=2, prior="mixture"), 422, "prior")
 
 
 def test_without_a_seed_the_service_picks_one_and_says_which(drawn):
@@ -157,3 +193,6 @@ def test_openapi_documents_the_drawing_endpoints(dec):
         for s in statuses:
             assert PROBLEM in op["responses"][s]["content"]
     assert OCTET in paths["/v1/interpolate"]["post"]["requestBody"]["content"]
+    asked = paths["/v1/sample"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert asked["properties"]["prior"]["anyOf"][0]["enum"] == ["fitted", "standard"]
+    assert "prior" in dec.get("/openapi.json").json()["components"]["schemas"]["SampleResponse"]["required"]

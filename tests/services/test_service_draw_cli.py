@@ -32,7 +32,7 @@ def test_sample_saves_the_seeded_draws_as_a_grid(weights, tmp_path, capsys):
     out = tmp_path / "samples.png"
     assert main(["sample", "-n", "6", "--seed", "5", "--columns", "3", "--model", VAE.name,
                  "--weights-dir", str(weights), "--out", str(out)]) == 0
-    assert "seed 5" in capsys.readouterr().out
+    assert "standard prior, seed 5" in capsys.readouterr().out
     grid = np.asarray(Image.open(out))
     assert grid.shape == (2 + 2 * 58, 2 + 3 * 58)  # 2 rows, 3 columns of 56-pixel tiles, 2-pixel gaps
     decoder, _ = load_decoder(weights / VAE.name / "decoder.safetensors")
@@ -40,6 +40,13 @@ def test_sample_saves_the_seeded_draws_as_a_grid(weights, tmp_path, capsys):
         expected = to_uint8(decoder(torch.from_numpy(sample_prior(VAE, 6, 5))).numpy())
     first = grid[2:58:2, 2:58:2]  # the first tile, every other pixel (each drawn 2x2)
     assert np.array_equal(first, expected[0])
+
+
+def test_sample_says_why_a_model_cannot_draw_the_prior_asked(weights, tmp_path, capsys):
+    assert main(["sample", "-n", "2", "--prior", "fitted", "--model", VAE.name, "--weights-dir", str(weights),
+                 "--out", str(tmp_path / "none.png")]) == 1
+    assert "409" in (err := capsys.readouterr().err) and "no fitted prior" in err
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_interpolate_saves_a_strip_between_two_test_digits(weights, tmp_path, data_dir, capsys):
