@@ -38,8 +38,7 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, help="CPU threads for both libraries (default: each one's choice)")
     t.add_argument("--processes", type=int, default=1,
                    help="train aelink under torchrun with this many processes of one thread (default: 1, in process)")
-    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="aelink trains with (or without) bf16 autocast (default: as `aelink train` picks it)")
+    t.add_argument("--bf16", action="store_true", help="aelink trains with bf16 autocast (`aelink train --bf16`)")
     t.add_argument("--json", action="store_true", help="print the measurements as JSON")
     add_data_args(t)
     t.set_defaults(run=run_train)

@@ -35,9 +35,9 @@ def register(sub) -> None:
     p.add_argument("--train-subset", type=int, help="use only the first N training images")
     p.add_argument("--test-subset", type=int, help="validate on only the first N test images")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                   help="bf16 autocast for the training steps (default: on for the seed preset on CPUs with"
-                   " AVX-512 BF16 or AMX, where a 50-epoch run showed it learns as much as fp32; off otherwise)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast for the training steps (faster on AVX-512 BF16 CPUs, but over 50 seed epochs it"
+                   " learned less than fp32: not the default)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)

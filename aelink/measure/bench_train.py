@@ -90,7 +90,7 @@ class KerasPeer:
 
 def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, train_subset: int | None = None,
                 test_subset: int | None = None, data_dir: str | None = None, threads: int | None = None,
-                processes: int = 1, bf16: bool | None = None, log=print) -> dict:
+                processes: int = 1, bf16: bool = False, log=print) -> dict:
     """Train every preset for `epochs` epochs, the first ("seed") in turn with Keras; returns the machine,
     the Keras epochs, each preset's epochs (history rows) and why Keras was skipped, if it was. With
     processes > 1, aelink trains under torchrun, one launch per epoch resuming from the checkpoint."""
@@ -114,9 +114,8 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
             for i, name in enumerate(presets):
                 if preset(name).noise:  # validation would need the noisy inputs fit draws
                     raise ValueError(f"bench train times presets without input noise, not {name!r}")
-                # asked for bf16: for the models it may train (rd models' priors stay fp32: Trainer refuses
-                # them); not asked: each preset's default, as `aelink train` picks it
-                common["bf16"] = bf16 and not preset(name).entropy_coded if bf16 is not None else None
+                # bf16 for the models it may train (rd models' priors stay fp32: Trainer refuses them)
+                common["bf16"] = bf16 and not preset(name).entropy_coded
                 if processes == 1:
                     trainer = Trainer(preset(name), TrainOptions(out=Path(tmp) / name, **common))
                     train_x, test_x = load_images(trainer.opts)
@@ -142,7 +141,7 @@ def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
     epoch = len(json.loads((out / "history.json").read_text())) + 1 if (out / "history.json").is_file() else 1
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "aelink.cli", "train", "--preset", name, "--epochs", str(epoch), "--out", str(out),
-           "--resume", "--no-progress"] + {True: ["--bf16"], False: ["--no-bf16"], None: []}[common["bf16"]]
+           "--resume", "--no-progress"] + (["--bf16"] if common["bf16"] else [])
     for flag in ("train_subset", "test_subset", "data_dir"):
         if common[flag]:
             cmd += [f"--{flag.replace('_', '-')}", str(common[flag])]

@@ -39,34 +39,6 @@ def keep_freed_memory() -> bool:
                 and mallopt(_M_TOP_PAD, 64 << 20))
 
 
-# Model kinds whose bf16 training a full run has shown to learn as much as fp32 (issue 12: the seed's validation
-# BCE after 2, 10 and 50 epochs at or below Keras's fp32; README, "Training speed"). The others have no
-# such run behind them, and rd models need fp32's range for their prior's likelihoods.
-BF16_PROVEN = ("seed",)
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs that compute in bf16 natively; elsewhere it is emulated
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                return set(value.split())
-    except OSError:
-        pass
-    return set()
-
-
-def choose_bf16(kind: str, entropy_coded: bool, asked: bool | None) -> bool:
-    """bf16 autocast or not: what was asked, else on for a proven kind on a CPU with native bf16."""
-    if asked and entropy_coded:  # the prior's likelihoods need fp32's range
-        raise ValueError("--bf16 is for models without a prior (seed, compact, vae)")
-    if asked is not None:
-        return asked
-    return kind in BF16_PROVEN and bool(cpu_flags() & set(BF16_FLAGS))
-
-
 def keras_init(model: nn.Module) -> None:
     """Glorot-uniform weights and zero biases, as Keras starts a Conv2D / Conv2DTranspose.
 

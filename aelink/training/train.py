@@ -27,7 +27,7 @@ from aelink.figure import figure_for
 from aelink.training.autoencoder import Autoencoder, kl_divergence, reconstruction_loss
 from aelink.training.mixture import describe, fit_decoder_prior
 from aelink.training.prior import rate_bits
-from aelink.training.runtime import Processes, choose_bf16, keep_freed_memory, keras_epsilon, quiet, start_as_keras
+from aelink.training.runtime import Processes, keep_freed_memory, keras_epsilon, quiet, start_as_keras
 from shared.codec.config import ModelConfig
 from shared.codec.weights import save_halves
 from shared.codec.wire import wire_bytes
@@ -55,7 +55,7 @@ class TrainOptions:
     resume: bool = False
     threads: int | None = None
     progress: bool | None = None  # None: a bar only when stderr is a terminal
-    bf16: bool | None = None  # bf16 autocast of the steps; None: runtime.choose_bf16. Validation stays fp32
+    bf16: bool = False  # bf16 autocast of the steps (CPUs with AVX-512 BF16); validation stays fp32
 
 
 def load_images(opts: TrainOptions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +71,8 @@ class Trainer:
         keep_freed_memory()
         self.config, self.opts = config, opts
         self.procs = Processes.start()
-        self.bf16 = choose_bf16(config.kind, config.entropy_coded, opts.bf16)
+        if opts.bf16 and config.entropy_coded:  # the prior's likelihoods need fp32's range
+            raise ValueError("--bf16 is for models without a prior (seed, compact, vae)")
         if opts.batch_size % self.procs.world:
             raise ValueError(f"batch size {opts.batch_size} does not split over {self.procs.world} processes")
         torch.manual_seed(opts.seed)
@@ -166,7 +167,7 @@ class Trainer:
             # noise is drawn for the global batch, so every process count sees the same inputs
             x = self.inputs(shuffled[batch], None if noisy is None else noisy[batch])
             x, target = self.procs.shard(x), self.procs.shard(shuffled[batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.opts.bf16):
                 terms = self.step_model(x, target)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -257,7 +258,7 @@ class Trainer:
         # cpu_seconds: all threads of all processes; on a shared machine the steadier figure
         row = {"epoch": self.epoch, **train_stats, "seconds": seconds, "cpu_seconds": cpu,
                "batch_size": self.opts.batch_size, "processes": self.procs.world,  # the global batch
-               "bf16": self.bf16}
+               "bf16": self.opts.bf16}
         if self.procs.main:
             row.update(self.validate(test, test_inputs))
         self.history.append(row)

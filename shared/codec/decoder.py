@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from shared.codec.config import ModelConfig
-from shared.codec.layers import ResBlock, calm_output, he_init
+from shared.codec.layers import ResBlock, TapSumConv2d, calm_output, he_init
 from shared.codec.mixture import MixturePrior
 from shared.codec.tables import EntropyTables
 from shared.codec.weights import HalfWeights, load_half
@@ -46,7 +46,7 @@ class Decoder(nn.Module):
                 nn.ReLU(),
             ]
             prev = width
-        layers.append(nn.Conv2d(prev, config.channels, 3, padding=1))  # logits; sigmoid in forward
+        layers.append(TapSumConv2d(prev, config.channels, 3))  # logits; sigmoid in forward
         self.net = nn.Sequential(*layers)
         if config.kind != "seed":  # the seed keeps PyTorch's default init, as trained
             he_init(self)

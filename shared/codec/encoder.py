@@ -29,7 +29,9 @@ class Encoder(nn.Module):
         prev = config.channels
         for width in config.widths:
             if config.kind == "seed":  # spec: Conv(3x3, same) + ReLU, then MaxPool 2
-                layers += [nn.Conv2d(prev, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+                # pooled before the ReLU: the very same values (a ReLU is monotonic, so it commutes with
+                # max), with the ReLU and its backward on a quarter of them
+                layers += [nn.Conv2d(prev, width, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()]
             else:  # strided conv halves the side (ceil), learning its own downsampling
                 layers += [nn.Conv2d(prev, width, 3, stride=2, padding=1), nn.ReLU()]
                 layers += [ResBlock(width) for _ in range(config.blocks)]

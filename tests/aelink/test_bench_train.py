@@ -93,23 +93,3 @@ def test_bf16_steps_learn_as_fp32_and_are_refused_for_rd(tmp_path, data_dir):
     with pytest.raises(ValueError, match="bf16"):
         Trainer(preset("rd16"), TrainOptions(out=tmp_path / "rd", bf16=True))
 
-
-def test_bf16_default_is_on_only_for_the_proven_kind_on_native_bf16(monkeypatch):
-    from aelink.training import runtime
-
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
-    assert runtime.choose_bf16("seed", False, None) is True
-    assert runtime.choose_bf16("compact", False, None) is False and runtime.choose_bf16("vae", False, None) is False
-    assert runtime.choose_bf16("seed", False, False) is False and runtime.choose_bf16("compact", False, True) is True
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512f"})  # bf16 emulated: slower, so fp32
-    assert runtime.choose_bf16("seed", False, None) is False
-    assert runtime.choose_bf16("rd", True, None) is False
-    with pytest.raises(ValueError, match="bf16"):
-        runtime.choose_bf16("rd", True, True)
-
-
-def test_cpu_flags_reads_this_machine():
-    from aelink.training.runtime import cpu_flags
-
-    flags = cpu_flags()
-    assert not flags or {"fpu"} & flags or {"fp"} & flags or "sse2" in flags  # x86 or arm: its basic flags

@@ -14,16 +14,15 @@ from shared.codec.config import preset
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# 2,000 images in batches of 128: 15 full batches and one of 80, 40 for each process. In fp32: bf16's
-# rounding (the seed's default on CPUs with native bf16) would hide a wrong shard in its noise.
-SMALL = dict(train_subset=2000, test_subset=200, batch_size=128, bf16=False)
+# 2,000 images in batches of 128: 15 full batches and one of 80, 40 for each process
+SMALL = dict(train_subset=2000, test_subset=200, batch_size=128)
 
 
 def torchrun(out, data_dir, epochs, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "aelink.cli", "train", "--preset", "seed", "--epochs", str(epochs), "--out", str(out),
            "--train-subset", "2000", "--test-subset", "200", "--batch-size", "128", "--no-progress",
-           "--data-dir", str(data_dir), "--no-bf16", *extra]
+           "--data-dir", str(data_dir), *extra]
     env = {**os.environ, "PYTHONPATH": ROOT}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

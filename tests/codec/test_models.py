@@ -25,8 +25,44 @@ def test_seed_is_the_reference_architecture():
     assert count_parameters(model) == 28_353
     assert config.code_shape == (32, 7, 7)  # larger than the 784-pixel image: a reference, not a codec
     kinds = [type(m).__name__ for m in model.modules() if len(list(m.children())) == 0]
-    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Identity",
-                     "Identity", "ConvTranspose2d", "ReLU", "ConvTranspose2d", "ReLU", "Conv2d"]
+    # the spec's layers; each pool comes before its ReLU (the same values: test below), and the last
+    # 3x3 conv is computed as its tap maps (TapSumConv2d, an nn.Conv2d with the same parameters)
+    assert kinds == ["Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "Identity",
+                     "Identity", "ConvTranspose2d", "ReLU", "ConvTranspose2d", "ReLU", "TapSumConv2d"]
+    assert isinstance(model.decoder.net[-1], torch.nn.Conv2d)
+
+
+def test_seed_encoder_equals_the_spec_order_bit_for_bit():
+    """Conv > ReLU > MaxPool, as the spec writes it, gives exactly what Conv > MaxPool > ReLU gives."""
+    encoder = Encoder(preset("seed"))
+    f = encoder.features
+    spec_order = torch.nn.Sequential(f[0], torch.nn.ReLU(), torch.nn.MaxPool2d(2), f[3], torch.nn.ReLU(),
+                                     torch.nn.MaxPool2d(2))
+    x = torch.rand(64, 1, 28, 28, requires_grad=True)
+    ours, spec = encoder(x), spec_order(x)
+    assert torch.equal(ours, spec)
+    g = torch.randn_like(ours)
+    assert torch.equal(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(spec, x, g)[0])
+
+
+@pytest.mark.parametrize("out_channels,kernel", [(1, 3), (2, 3), (1, 5)])
+def test_tap_sum_conv_is_a_conv(out_channels, kernel):
+    from shared.codec.layers import ShiftSum, TapSumConv2d
+
+    tap = TapSumConv2d(8, out_channels, kernel).double()
+    conv = torch.nn.Conv2d(8, out_channels, kernel, padding=kernel // 2).double()
+    conv.load_state_dict(tap.state_dict())  # the same parameters under the same names
+    x = torch.randn(3, 8, 11, 9, dtype=torch.double, requires_grad=True)
+    ours, ref = tap(x), conv(x)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-12)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(ours, (x, *tap.parameters()), g),
+                    torch.autograd.grad(ref, (x, *conv.parameters()), g), strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+    z = torch.randn(2, kernel * kernel * out_channels, 5, 6, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ShiftSum.apply(t, kernel), (z,))
+    with pytest.raises(ValueError, match="odd"):
+        TapSumConv2d(8, 1, 2)
 
 
 @pytest.mark.parametrize("code_size", [2, 16, 32, 64, 100])
