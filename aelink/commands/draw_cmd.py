@@ -29,7 +29,7 @@ def register(sub) -> None:
     s.add_argument("--columns", type=int, default=8)
     s.add_argument("--out", type=Path, default=Path("out/samples.png"), help="the grid, a PNG")
     add_service_args(s, "decoder")
-    s.set_defaults(run=run_sample, model="vae16")
+    s.set_defaults(run=run_sample, model="vae32")
     i = sub.add_parser("interpolate", help="images along the line between two digits' codes",
                        description="Encode two digits, then ask the decoder for the images between their codes.")
     i.add_argument("pngs", nargs="*", type=Path, help="two 28x28 PNG files (or --test I J)")

@@ -3,7 +3,8 @@
 Ex-post density estimation (Ghosh et al. 2020, "From Variational to Deterministic Autoencoders"): encode
 the training images to their posterior means, the codes the sender sends, and fit a full-covariance
 Gaussian mixture to them with scikit-learn's EM. Measured on vae16 (60,000 x 16): ~10 s, and 91.9% of
-1,000 digits drawn from 50 components judged confidently, against ~40% from N(0, I).
+1,000 digits drawn from 50 components judged confidently, against ~40% from N(0, I). vae32's 100
+components over 60,000 x 32 took 61 EM steps, 17 minutes on a 2-core machine busy with other work.
 
 `fit_checkpoint` gives a run trained before (or without) `prior_components` its prior: it loads the
 run's checkpoint, sets prior_components, fits and writes both halves, so their configs and pair

@@ -93,7 +93,7 @@ async def sample(
     config = state.runtime.config
     if not config.has_prior:
         raise Problem(409, "no-prior", f"{config.name} is a {config.kind} model: it has no prior to sample"
-                      " from; serve a vae model (e.g. vae16) to sample, or use /v1/interpolate",
+                      " from; serve a vae model (e.g. vae32) to sample, or use /v1/interpolate",
                       title="This model cannot sample")
     asked = await read_sample_request(request)
     check_count("images", asked.n, state.settings.max_images)

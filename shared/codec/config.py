@@ -189,7 +189,9 @@ PRESETS: dict[str, ModelConfig] = {
         ModelConfig("denoise32", code_size=32, widths=(32, 64, 128), loss="mse", noise=0.4),
         # Entropy-coded operating points (issue 4): <= 10 B at >= 20 dB, <= 16 B at >= 24 dB, <= 64 B at
         # >= 29 dB. lmbda sets where each lands (see the README's rd section).
-        ModelConfig("rd10", kind="rd", code_size=16, widths=(32, 64, 128), loss="mse", lmbda=0.07),
+        # rd10 at lmbda 0.07 gave 8.5 B but lost 1.56 points of the judge's accuracy (issue 11: <= 1.5);
+        # 0.05 spends 0.7 B more on the digit's identity (30 epochs, cosine).
+        ModelConfig("rd10", kind="rd", code_size=16, widths=(32, 64, 128), loss="mse", lmbda=0.05),
         ModelConfig("rd16", kind="rd", code_size=32, widths=(32, 64, 128), loss="mse", lmbda=0.025),
         # rd64: a residual block per stage and the psnr loss took the 7x7x16 positional map from 50.1 B
         # at 31.1 dB (MSE, no blocks, lmbda 0.002, 40 epochs) to the card's figures (30 epochs).
@@ -201,8 +203,10 @@ PRESETS: dict[str, ModelConfig] = {
         # reconstructions drops 2.6 points, beyond issue 11's 1.5. The mixture prior: digits drawn from a
         # VAE's N(0, I) are judged confidently only ~40% of the time (vae16), the issue asks 90%; a
         # 50-component mixture fitted to vae16's training codes gave 91.9%, with balanced classes.
+        # 100 components, not 50: over four seeds of 1,000 draws from the trained vae32, 50 gave 88.7-91.8%
+        # confident, 100 gave 92.2-92.6%.
         ModelConfig("vae32", kind="vae", code_size=32, widths=(32, 64, 128), loss="bce", beta=0.1,
-                    prior_components=50),
+                    prior_components=100),
     )
 }
 

@@ -1,13 +1,11 @@
 """One half of the model, loaded, verified, warmed up and run for requests in dynamic batches.
 
-The service hands in its own loader (`load_encoder` or `load_decoder`), so this module, shared by both
-services, imports neither half.
+The service hands in its own loader (`load_encoder` or `load_decoder`): this module imports neither half.
 
 Running the half from a request (after `start()`, on the event loop):
 
-- `await runtime.infer(x)`: float32 (N, *input_shape) -> the half's float32 outputs (N, ...). The
-  array joins the other requests' in one model call (see shared.service.batcher); use it for any
-  endpoint that needs "this numpy batch through the half".
+- `await runtime.infer(x)`: float32 (N, *input_shape) -> the half's float32 outputs (N, ...), in one
+  model call with other requests' arrays (shared.service.batcher).
 - `await runtime.submit(job)`: a request's whole work (`Job`): parsing and checking its body, the
   model call, the batch's one entropy-coding pass and framing its answer all run in the batch thread,
   so the event loop only queues requests and sends answers. One job's failure never fails the others.
@@ -23,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,9 @@ from shared.service.problems import Problem
 log = logging.getLogger("aelink.service")
 RETRY_AFTER = "1"  # seconds: a full queue drains in well under that at the default settings
 WARMUP_CALLS = 2  # the first calls of a shape are slow (every call has one shape); pay them before turning ready
+# The event loop and the batch thread share the GIL; at Python's default 5 ms switch interval each waits up
+# to 5 ms for the other. 0.5 ms: +4% to +7% compact32 decode req/s (64 clients, three interleaved rounds).
+GIL_SWITCH_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class HalfRuntime:
     def start(self) -> None:
         """Start batching (on the event loop, from the app's lifespan)."""
         self._limiter = anyio.CapacityLimiter(self.threads)
+        sys.setswitchinterval(GIL_SWITCH_S)
         self.batcher.start()
 
     async def stop(self) -> None:
@@ -190,8 +193,7 @@ class HalfRuntime:
         except Overloaded as e:
             raise overloaded(str(e)) from None
 
-    # Entropy coding with the tables both halves of an rd model hold (`module.entropy`). It only reads
-    # the tables: no lock; call from a worker thread.
+    # Entropy coding with the tables both halves of an rd model hold: read-only, no lock; worker threads.
 
     def compress(self, latents: np.ndarray) -> list[bytes]:
         """float32 latents (N, *code_shape) -> one entropy-coded code each."""
@@ -206,8 +208,7 @@ class HalfRuntime:
         latents, errors = self.module.entropy.decompress_each(payloads)
         return latents.numpy(), errors
 
-    # The batch thread's work: each stage runs once for the whole batch, and only when it fails does it
-    # run job by job, so that exactly the jobs at fault get the error.
+    # The batch thread's work: each stage runs once for the batch; only when it fails, job by job.
 
     def _run_jobs(self, jobs: list[Job]) -> list[Any]:
         results: list[Any] = [None] * len(jobs)

@@ -77,16 +77,16 @@ def test_the_cards_judge_figures_come_from_a_real_evaluation(test_images, labels
 
 
 def test_the_cards_drawn_digit_figures_come_from_the_shipped_decoder():
-    """vae16's 1,000 draws (seed 0, temperature 1) judged again give the card's figures."""
+    """vae32's 1,000 draws (seed 0, temperature 1) judged again give the card's figures."""
     from aelink.judge.score import SAMPLE_SEED, SAMPLES
     from shared.codec.decoder import load_decoder
     from shared.codec.latent import sample_prior
 
     card = {e["folder"]: e for e in json.loads((WEIGHTS / "metrics.json").read_text())}
-    recorded = next(s for s in card["vae16"]["samples"]
+    recorded = next(s for s in card["vae32"]["samples"]
                     if s["temperature"] == 1.0 and s.get("prior", "standard") == "standard")
-    decoder, meta = load_decoder(WEIGHTS / "vae16" / "decoder.safetensors")
-    assert meta.fingerprint == card["vae16"]["fingerprint"]
+    decoder, meta = load_decoder(WEIGHTS / "vae32" / "decoder.safetensors")
+    assert meta.fingerprint == card["vae32"]["fingerprint"]
     judge, _ = load_classifier(WEIGHTS / "classifier" / "classifier.safetensors")
     with torch.no_grad():
         images = decoder(torch.from_numpy(sample_prior(meta.config, SAMPLES, SAMPLE_SEED, 1.0)))

@@ -56,10 +56,10 @@ def test_each_image_runs_its_own_half_with_the_settings_it_needs(half):
     assert settings().port == int(port)  # the port compose publishes is the service's own default
     assert image.cmd == ["python", "-m", "services"]
     assert image.healthcheck == ["python", "-m", "services", "healthcheck"]
-    # rd presets and vaes with a fitted prior (vae32) join the images when their weights are committed:
-    # a COPY of a missing file fails the build
-    shipped = [m for m, c in PRESETS.items()
-               if (c.kind != "rd" and not c.prior_components) or (ROOT / "weights" / m).is_dir()]
+    # every shipped model (a folder of weights/ with this half), and nothing else: a COPY of a missing
+    # file fails the build, and a model left out could not be served from the image
+    shipped = [d.name for d in (ROOT / "weights").iterdir() if (d / f"{half}.safetensors").is_file()]
+    assert set(shipped) <= set(PRESETS)
     weights = sorted(p for p in image.files if "/weights/" in p)
     assert weights == sorted(f"/app/weights/{m}/{half}.safetensors" for m in shipped)
 

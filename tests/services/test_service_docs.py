@@ -45,10 +45,10 @@ def workdir(tmp_path_factory, digits):
 
 @pytest.fixture(scope="module")
 def vae_decoder(weights_dir):
-    """A decoder serving vae16, for the examples of /v1/sample (the session's compact32 has no prior)."""
+    """A decoder serving vae32, for the examples of /v1/sample (the session's compact32 has no prior)."""
     from aelink.client import LocalService
 
-    service = LocalService("decoder", env={"AELINK_DECODER_MODEL": "vae16", "AELINK_DECODER_THREADS": "1",
+    service = LocalService("decoder", env={"AELINK_DECODER_MODEL": "vae32", "AELINK_DECODER_THREADS": "1",
                                            "AELINK_DECODER_WEIGHTS_DIR": str(weights_dir)}).start()
     try:
         yield service.wait_ready(timeout=90)
