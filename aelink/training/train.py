@@ -2,9 +2,8 @@
 
 A run directory holds `checkpoint.pt` (config, weights, optimizer, RNG states, history), `history.json`,
 and, at the end, the two weight halves and the figure. `resume=True` continues from the checkpoint and
-gives the same weights as an uninterrupted run with the same seed.
-
-Under torchrun each process trains on its share of each global batch (DDP); the first writes every file.
+gives the same weights as an uninterrupted run with the same seed. Under torchrun each process trains on
+its share of each global batch (DDP); the first writes every file.
 
 Entropy-coded (rd) models train on distortion + lmbda * bits (the prior's estimate, with uniform noise
 on the latent); validation rounds the latent and reports the prior's estimate of bits per image beside
@@ -295,6 +294,7 @@ def train(config: ModelConfig, opts: TrainOptions, log=print) -> tuple[list[dict
         fingerprint = trainer.finish(test_x, train_x, log) if procs.main else None
         procs.barrier()  # the others leave once the halves are written
     finally:
+        trainer.step_model = None  # DDP's reducer goes before its process group, not at interpreter exit
         procs.stop()
     log(f"wrote {opts.out}/encoder.safetensors, decoder.safetensors, figure.png (pair {fingerprint})")
     return history, fingerprint
