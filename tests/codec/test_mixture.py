@@ -41,12 +41,12 @@ def test_prior_components_is_a_later_field_of_vae_models_only():
             ModelConfig("x", code_size=4, **bad)
 
 
-def test_no_older_preset_has_a_fitted_prior_and_vae32_has_fifty_components():
+def test_no_older_preset_has_a_fitted_prior_and_vae32_has_a_hundred_components():
     for name, config in PRESETS.items():
         if name != "vae32":
             assert config.prior_components == 0 and "prior_components" not in config.to_json()
     vae32 = preset("vae32")
-    assert (vae32.kind, vae32.code_size, vae32.beta, vae32.prior_components) == ("vae", 32, 0.1, 50)
+    assert (vae32.kind, vae32.code_size, vae32.beta, vae32.prior_components) == ("vae", 32, 0.1, 100)
 
 
 def test_mixture_sampling_is_deterministic_and_keeps_the_first_draws():
