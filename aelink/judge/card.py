@@ -29,6 +29,37 @@ def draws(decoder) -> list[tuple[str, float, bool]]:
 
 
 @torch.no_grad()
+def draw_figures(encoder, decoder, test: torch.Tensor, folder) -> dict[str, str]:
+    """The card's drawings of a model with a prior, written into its folder: `samples.png`, 64 digits from
+    its default prior (seed 0, temperature 1), and `interpolation.png`, 10 steps from test digit 0 to 1."""
+    from aelink.draw import save_grid
+    from aelink.figure import to_uint8
+    from shared.codec.latent import interpolate
+
+    prior, mixture = choose_prior(decoder, None)
+    latents = torch.from_numpy(sample_prior(decoder.config, 64, SAMPLE_SEED, 1.0, mixture))
+    save_grid(to_uint8(decoder(latents)), 8, folder / "samples.png")
+    ends = encoder(test[:2]).numpy()
+    save_grid(to_uint8(decoder(torch.from_numpy(interpolate(ends[0], ends[1], 10)))), 10,
+              folder / "interpolation.png")
+    return {"samples": f"{folder.name}/samples.png", "interpolation": f"{folder.name}/interpolation.png",
+            "prior": prior}
+
+
+def render_drawings(entries: list[dict]) -> list[str]:
+    drawn = [e for e in entries if "drawings" in e]
+    if not drawn:
+        return []
+    out = ["", "Drawn by the decoders alone (64 digits from each vae's default prior, seed 0, temperature 1;"
+           " then 10 steps on the line between the codes of test digits 0 and 1):", ""]
+    for e in drawn:
+        d = e["drawings"]
+        out += [f"- `{e['model']}` ({d['prior']} prior): ![{e['model']} samples]({d['samples']})"
+                f" ![{e['model']} interpolation]({d['interpolation']})"]
+    return out
+
+
+@torch.no_grad()
 def judge_prior(decoder, judge) -> list[dict]:
     """The judge's verdict on 1,000 digits drawn from the decoder's priors (seed 0), per row of draws()."""
     out = []

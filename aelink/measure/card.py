@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from aelink.judge.card import judge_confidence, judge_prior, render_judge
+from aelink.judge.card import draw_figures, judge_confidence, judge_prior, render_drawings, render_judge
 from aelink.measure.evaluate import evaluate_pair, format_bytes, load_pair, model_dirs, reconstruct
 from aelink.training.autoencoder import count_parameters
 
@@ -36,6 +36,7 @@ def measure(root: Path, train: torch.Tensor, test: torch.Tensor, judge=None) -> 
             **({"samples": judge_prior(decoder, judge), "reconstructions_confident_share":
                 judge_confidence(reconstruct(encoder, decoder, test), judge)}
                if judge is not None and config.has_prior else {}),
+            **({"drawings": draw_figures(encoder, decoder, test, folder)} if config.has_prior else {}),
         })
     return entries
 
@@ -73,6 +74,7 @@ def render(entries: list[dict], dataset: str) -> str:
                 f"{r['psnr_of_mean_mse']:.2f}", f"{r['ssim']:.4f}"]
             out.append("| " + " | ".join(cells) + " |")
     out += render_judge(entries)
+    out += render_drawings(entries)
     out += ["", "Pair fingerprints (the encoder and decoder halves of each model share one):", ""]
     out += [f"- `{e['model']}`: `{e['fingerprint']}`" for e in entries]
     out += ["", "Figures (originals over reconstructions; clean, noisy, denoised for denoising models):", ""]

@@ -93,3 +93,29 @@ def test_the_cards_drawn_digit_figures_come_from_the_shipped_decoder():
     fresh = judge_samples(judge.probabilities(images))
     assert fresh["confident_share"] == pytest.approx(recorded["confident_share"], abs=1e-6)
     assert fresh["class_shares"] == pytest.approx(recorded["class_shares"], abs=1e-6)
+
+
+def test_the_cards_fitted_prior_figures_and_drawings_come_from_the_shipped_decoder(tmp_path, test_images):
+    """The target row (vae32's fitted prior, temperature 1) judged again, and the card's drawings made."""
+    from PIL import Image
+
+    from aelink.judge.card import draw_figures
+    from aelink.judge.score import SAMPLE_SEED, SAMPLES
+    from shared.codec.latent import choose_prior, sample_prior
+
+    card = {e["folder"]: e for e in json.loads((WEIGHTS / "metrics.json").read_text())}
+    recorded = next(s for s in card["vae32"]["samples"] if s["target"])
+    assert recorded["prior"] == "fitted" and recorded["meets_target"]
+    encoder, decoder, meta = load_pair(WEIGHTS / "vae32")
+    judge, _ = load_classifier(WEIGHTS / "classifier" / "classifier.safetensors")
+    mixture = choose_prior(decoder, "fitted")[1]
+    with torch.no_grad():
+        images = decoder(torch.from_numpy(sample_prior(meta.config, SAMPLES, SAMPLE_SEED, 1.0, mixture)))
+    fresh = judge_samples(judge.probabilities(images))
+    assert fresh["confident_share"] == pytest.approx(recorded["confident_share"], abs=1e-6) and fresh["meets_target"]
+    folder = tmp_path / "vae32"
+    drawn = draw_figures(encoder, decoder, test_images, folder)
+    assert drawn == {"samples": "vae32/samples.png", "interpolation": "vae32/interpolation.png", "prior": "fitted"}
+    # 8 x 8 tiles and 10 x 1 tiles of 56 pixels (28 drawn 2x2) with 2-pixel gaps
+    assert Image.open(folder / "samples.png").size == (2 + 8 * 58, 2 + 8 * 58)
+    assert Image.open(folder / "interpolation.png").size == (2 + 10 * 58, 60)
