@@ -139,6 +139,20 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
 TEARDOWN_ABORT = "terminate called without an active exception"
 
 
+def launch(cmd: list[str], env: dict[str, str] | None = None, timeout: float | None = None):
+    """Run a torchrun command (output captured, faulthandler on: a native crash shows where each thread
+    was). A worker sometimes aborts with TEARDOWN_ABORT (3 of about 60 launches on 2026-11-29, each in a
+    full test run or beside other heavy work, none of 40 alone; cause not found): `aelink train` resumes
+    from its checkpoint, so such a launch is run once more."""
+    env = {**(env or os.environ), "PYTHONFAULTHANDLER": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode and TEARDOWN_ABORT in done.stderr:
+        print(f"a torchrun worker aborted ({TEARDOWN_ABORT}); launching again:\n{done.stderr[-2000:]}",
+              file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    return done
+
+
 def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
     """One more epoch of `aelink train` under torchrun (resuming the run in `out`): its history row."""
     epoch = len(json.loads((out / "history.json").read_text())) + 1 if (out / "history.json").is_file() else 1
@@ -148,15 +162,7 @@ def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
     for flag in ("train_subset", "test_subset", "data_dir"):
         if common[flag]:
             cmd += [f"--{flag.replace('_', '-')}", str(common[flag])]
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}  # a native crash shows where each thread was
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode and TEARDOWN_ABORT in done.stderr:
-        # A worker sometimes aborts this way (3 of about 60 launches on 2026-11-29, each in a full test run
-        # or beside other heavy work, none of 40 alone; cause not found): the run resumes from its
-        # checkpoint, so the epoch is launched once more.
-        print(f"torchrun epoch {epoch} of {name}: a worker aborted ({TEARDOWN_ABORT}); launching it again",
-              file=sys.stderr)
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = launch(cmd)
     if done.returncode:
         raise RuntimeError(f"torchrun epoch {epoch} of {name} failed:\n{done.stderr[-2000:]}")
     return json.loads((out / "history.json").read_text())[-1]

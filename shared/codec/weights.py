@@ -158,28 +158,23 @@ def load_half(
     if fingerprint != meta["fingerprint"]:
         raise WeightsError(f"{path}: fingerprint {meta['fingerprint']} does not match its contents")
     module.load_state_dict(tensors)
-    check_tables(module, path)
-    check_mixture(module, path)
+    check_filled(module, path)
     module.eval().requires_grad_(False)
     return HalfWeights(module, config, half, fingerprint, path)
 
 
-def check_tables(module: nn.Module, path: Path) -> None:
-    """Entropy tables must hold real tables (export builds them), not the zeros a fresh module has:
-    a half without them would load, then fail on its first code."""
-    for name, sub in module.named_modules():
-        if isinstance(sub, EntropyTables):
-            try:
-                sub.check()
-            except ValueError as e:
-                raise WeightsError(f"{path}: {name} holds no valid coding tables ({e})") from None
+# Buffers a fresh module holds as zeros and export or fitting fills: a half loaded with the zeros would
+# load, then fail on its first code or draw.
+FILLED = {EntropyTables: "coding tables", MixturePrior: "fitted prior"}
 
 
-def check_mixture(module: nn.Module, path: Path) -> None:
-    """A fitted prior must be a distribution (fitting fills it), not the zeros a fresh module has."""
+def check_filled(module: nn.Module, path: Path) -> None:
+    """Every entropy table and fitted prior in the module holds real values (its own `check()`)."""
     for name, sub in module.named_modules():
-        if isinstance(sub, MixturePrior):
-            try:
-                sub.check()
-            except ValueError as e:
-                raise WeightsError(f"{path}: {name} holds no valid fitted prior ({e})") from None
+        what = FILLED.get(type(sub))
+        if what is None:
+            continue
+        try:
+            sub.check()
+        except ValueError as e:
+            raise WeightsError(f"{path}: {name} holds no valid {what} ({e})") from None

@@ -3,13 +3,12 @@ gives with the same global batch and seed, and resume from the checkpoint the fi
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from aelink.measure.bench_train import TEARDOWN_ABORT
+from aelink.measure.bench_train import launch
 from aelink.training.train import Trainer, TrainOptions, load_images
 from shared.codec.config import preset
 
@@ -24,11 +23,7 @@ def torchrun(out, data_dir, epochs, *extra):
            "-m", "aelink.cli", "train", "--preset", "seed", "--epochs", str(epochs), "--out", str(out),
            "--train-subset", "2000", "--test-subset", "200", "--batch-size", "128", "--no-progress",
            "--data-dir", str(data_dir), *extra]
-    env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONFAULTHANDLER": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode and TEARDOWN_ABORT in done.stderr:  # as `aelink bench train` does: once more
-        print(done.stderr[-3000:], file=sys.stderr)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = launch(cmd, {**os.environ, "PYTHONPATH": ROOT}, timeout=300)  # as `aelink bench train` launches
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
