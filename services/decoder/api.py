@@ -14,10 +14,10 @@ from shared.codec import wire
 from shared.codec.config import ModelConfig
 from shared.service.codes import checked_latents, undecodable
 from shared.service.images import to_uint8
+from shared.service.jobs import Entropic, Job
 from shared.service.negotiate import choose
 from shared.service.openapi import BINARY, request_body
 from shared.service.problems import problem_responses
-from shared.service.runtime import Entropic, Job
 
 router = APIRouter(tags=["codec"])
 

@@ -23,10 +23,11 @@ from shared.codec import wire
 from shared.codec.latent import choose_prior, fractions, interpolate, sample_prior
 from shared.service.codes import checked_latents, undecodable
 from shared.service.images import to_uint8
+from shared.service.jobs import Entropic
 from shared.service.negotiate import choose, content_type, unsupported
 from shared.service.openapi import BINARY, request_body
 from shared.service.problems import Problem, parse_json, problem_responses
-from shared.service.runtime import Entropic, HalfRuntime
+from shared.service.runtime import HalfRuntime
 
 router = APIRouter(tags=["drawing"])
 SEED_HEADER = "X-Aelink-Seed"  # the seed used, for PNG and raw answers, which have no JSON to carry it

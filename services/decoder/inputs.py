@@ -12,9 +12,9 @@ from services.decoder.schemas import DecodeRequest
 from shared.codec import wire
 from shared.codec.config import ModelConfig
 from shared.service.codes import ENTROPY_CODED, check_format, fixed_latents
+from shared.service.jobs import Entropic
 from shared.service.negotiate import content_type, unsupported
 from shared.service.problems import Problem, parse_json
-from shared.service.runtime import Entropic
 
 FORMS = ["application/json", "application/octet-stream"]
 

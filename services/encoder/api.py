@@ -14,10 +14,10 @@ from services.encoder.schemas import EncodeRequest, EncodeResponse
 from shared.codec import wire
 from shared.service.codes import ENTROPY_CODED, check_format, to_codes
 from shared.service.images import FIT_MODES, pixels_to_png, to_uint8
+from shared.service.jobs import Job
 from shared.service.negotiate import choose
 from shared.service.openapi import BINARY, binary_response, request_body
 from shared.service.problems import Problem, problem_responses
-from shared.service.runtime import Job
 
 JSON, OCTET = "application/json", "application/octet-stream"
 router = APIRouter(tags=["codec"])

@@ -12,9 +12,8 @@ Running the half from a request (after `start()`, on the event loop):
 
 Every model call runs exactly MAX_BATCH rows (zeros pad the rest): PyTorch's CPU kernels round a
 row's results differently at different batch sizes, but not by its place or batch-mates at one size,
-so an image's output bits do not depend on whom it shared a batch with.
-
-`run(x)` is the plain synchronous call (warm-up, tools, tests); call it from a thread, not the loop.
+so an image's output bits do not depend on whom it shared a batch with. Calls of that size run the
+forward traced (shared.service.graph). `run(x)` is the plain synchronous call; not on the event loop.
 """
 
 from __future__ import annotations
@@ -39,6 +38,8 @@ from shared.codec.rangecoder import CodeError
 from shared.codec.tables import first_error
 from shared.codec.weights import HalfWeights
 from shared.service.batcher import Batcher, Overloaded
+from shared.service.graph import traced_forward
+from shared.service.jobs import Entropic, Job
 from shared.service.problems import Problem
 
 log = logging.getLogger("aelink.service")
@@ -56,37 +57,6 @@ class HalfSpec:
     half: str  # "encoder" or "decoder", also the weights file's stem
     load: Callable[[Path], tuple[nn.Module, HalfWeights]]
     input_shape: Callable[[ModelConfig], tuple[int, ...]]  # shape of one input item
-
-
-@dataclass(frozen=True)
-class Entropic:
-    """What a decoder job's `prepare` returns for entropy-coded codes: the batch decodes them together."""
-
-    payloads: tuple[bytes, ...]
-
-
-class Job:
-    """One request's share of a batch. In the batch thread, in order: `prepare()` parses and checks the
-    request and returns its model inputs (float32, (size, *input_shape)) or `Entropic` codes to decode
-    first; then `finish(outputs, codes)` makes its answer from its slice of the outputs (and of the
-    batch's entropy-coded codes, when `entropy_out`). An exception from either is this job's alone."""
-
-    size: int = 1  # images it brings, counted against MAX_BATCH and MAX_QUEUE
-    entropy_out: bool = False  # entropy-code the outputs (rd encoders' rc format)
-
-    def prepare(self) -> np.ndarray | Entropic:
-        raise NotImplementedError
-
-    def decoded(self, latents: np.ndarray) -> np.ndarray:
-        """Check the latents its Entropic codes decoded to (may raise)."""
-        return latents
-
-    def undecodable(self, error: Exception) -> Exception:
-        """The exception to answer when its Entropic codes do not decode."""
-        return error
-
-    def finish(self, outputs: np.ndarray, codes: list[bytes] | None) -> Any:
-        return outputs
 
 
 class _Infer(Job):
@@ -109,6 +79,7 @@ class HalfRuntime:
         self.spec, self.path, self.threads = spec, path, threads
         self._limiter: anyio.CapacityLimiter | None = None
         self.module: nn.Module | None = None
+        self.forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # the module's, traced
         self.weights: HalfWeights | None = None
         self.ready = False
         self.not_ready_reason = "weights not loaded yet"
@@ -121,6 +92,8 @@ class HalfRuntime:
         """Load and verify the weights; a WeightsError (naming the file) stops start-up."""
         torch.set_num_threads(self.threads)
         self.module, self.weights = self.spec.load(self.path)
+        example = torch.zeros(self.batcher.max_batch, *self.spec.input_shape(self.config))
+        self.forward = traced_forward(self.module, example)
         self.not_ready_reason = "warming up"
         log.info("loaded %s %s (fingerprint %s) from %s", self.spec.half, self.config.name,
                  self.weights.fingerprint, self.path)
@@ -151,8 +124,9 @@ class HalfRuntime:
         """float32 (N, *input_shape) -> float32 outputs; call from a worker thread, not the event loop."""
         assert self.module is not None, "load() first"
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        forward = self.forward if len(x) == self.batcher.max_batch else self.module  # traced at that size
         with self._lock, torch.inference_mode():
-            return self.module(x).numpy()
+            return forward(x).numpy()
 
     def start(self) -> None:
         """Start batching (on the event loop, from the app's lifespan)."""
