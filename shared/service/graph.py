@@ -26,8 +26,7 @@ log = logging.getLogger("aelink.service")
 
 def traced_forward(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """module's forward traced on `example` (the one shape it will be called with), or the module itself
-    if it cannot be traced."""
-    module.eval()
+    if it cannot be traced. The loaders hand over modules in eval mode, as tracing records them."""
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             # torch.jit.trace is deprecated in favour of torch.export/compile, which do not give a

@@ -92,8 +92,7 @@ class HalfRuntime:
         """Load and verify the weights; a WeightsError (naming the file) stops start-up."""
         torch.set_num_threads(self.threads)
         self.module, self.weights = self.spec.load(self.path)
-        example = torch.zeros(self.batcher.max_batch, *self.spec.input_shape(self.config))
-        self.forward = traced_forward(self.module, example)
+        self.forward = traced_forward(self.module, torch.zeros(self.batch_shape))
         self.not_ready_reason = "warming up"
         log.info("loaded %s %s (fingerprint %s) from %s", self.spec.half, self.config.name,
                  self.weights.fingerprint, self.path)
@@ -104,11 +103,16 @@ class HalfRuntime:
         assert self.weights is not None, "load() first"
         return self.weights.config
 
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The shape of every model call: MAX_BATCH inputs."""
+        return (self.batcher.max_batch, *self.spec.input_shape(self.config))
+
     def warm_up(self) -> None:
         try:
             # (an rd half's compiled coder was compiled at load, when its tables were checked)
             for _ in range(WARMUP_CALLS):
-                self.run(np.zeros((self.batcher.max_batch, *self.spec.input_shape(self.config)), np.float32))
+                self.run(np.zeros(self.batch_shape, np.float32))
         except Exception as e:  # keep serving /healthz; /readyz says why it never got ready
             self.not_ready_reason = f"warm-up failed: {e}"
             log.exception("warm-up failed")
@@ -124,7 +128,7 @@ class HalfRuntime:
         """float32 (N, *input_shape) -> float32 outputs; call from a worker thread, not the event loop."""
         assert self.module is not None, "load() first"
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        forward = self.forward if len(x) == self.batcher.max_batch else self.module  # traced at that size
+        forward = self.forward if x.shape == self.batch_shape else self.module  # traced at that shape
         with self._lock, torch.inference_mode():
             return forward(x).numpy()
 

@@ -10,16 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from shared.codec.decoder import load_decoder
-from shared.codec.encoder import load_encoder
+from aelink.measure.evaluate import model_dirs
+from services.decoder.main import SPEC as DECODER
+from services.encoder.main import SPEC as ENCODER
 from shared.service.graph import traced_forward
-from shared.service.runtime import HalfRuntime, HalfSpec
+from shared.service.runtime import HalfRuntime
 
 MAX_BATCH = 16
-SHIPPED = [p.name for p in sorted((Path(__file__).parents[2] / "weights").iterdir())
-           if (p / "encoder.safetensors").is_file()]
-SPECS = {"encoder": HalfSpec("encoder", load_encoder, lambda config: (1, 28, 28)),
-         "decoder": HalfSpec("decoder", load_decoder, lambda config: tuple(config.code_shape))}
+SHIPPED = [p.name for p in model_dirs(Path(__file__).parents[2] / "weights")]
+SPECS = {"encoder": ENCODER, "decoder": DECODER}
 
 
 @pytest.mark.parametrize("half", ["encoder", "decoder"])
@@ -29,7 +28,7 @@ def test_the_traced_forward_gives_the_eager_bits(weights_dir, model, half):
     runtime.load()
     assert isinstance(runtime.forward, torch.jit.ScriptModule)
     gen = np.random.default_rng(0)
-    shape = (MAX_BATCH, *SPECS[half].input_shape(runtime.config))
+    shape = runtime.batch_shape
     # inputs of the range each half sees (pixels in [0, 1]; latents of a few units), over enough calls
     # for TorchScript's profiling executor to have optimised the graph
     scale = 1.0 if half == "encoder" else 4.0
