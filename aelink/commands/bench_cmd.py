@@ -20,7 +20,7 @@ def register(sub) -> None:
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
     s.add_argument("--repeats", type=int, default=3)
-    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=run_speed)
     t = kinds.add_parser("train", help="aelink's training against the article's Keras model, in one run",
@@ -38,7 +38,9 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, help="CPU threads for both libraries (default: each one's choice)")
     t.add_argument("--processes", type=int, default=1,
                    help="train aelink under torchrun with this many processes of one thread (default: 1, in process)")
-    t.add_argument("--bf16", action="store_true", help="aelink trains with bf16 autocast (`aelink train --bf16`)")
+    t.add_argument("--shards", type=int, help="aelink's step threads in one process (`aelink train --shards`)")
+    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="aelink's bf16 autocast (`aelink train --bf16`; default: as `aelink train` decides)")
     t.add_argument("--json", action="store_true", help="print the measurements as JSON")
     add_data_args(t)
     t.set_defaults(run=run_train)
@@ -88,19 +90,16 @@ def register(sub) -> None:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    import torch
-
     from aelink.measure.bench_speed import bench_speed
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = bench_speed(args.preset or ["seed"], args.batch_size, args.steps, args.repeats)
+    rows = bench_speed(args.preset or ["seed"], args.batch_size, args.steps, args.repeats, threads=args.threads)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'preset':<10} {'variant':<19} {'threads':>7} {'ms/step':>8} {'s/epoch':>8}")
+    print(f"{'preset':<10} {'variant':<11} {'threads':>7} {'step threads':>12} {'ms/step':>8} {'s/epoch':>8}")
     for r in rows:
-        print(f"{r['preset']:<10} {r['variant']:<19} {r['threads']:>7} {r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
+        print(f"{r['preset']:<10} {r['variant']:<11} {r['threads']:>7} {r['step_threads']:>12} "
+              f"{r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
     print(f"s/epoch = median ms/step x {-(-60000 // args.batch_size)} steps (60,000 images, batch {args.batch_size})")
     return 0
 
@@ -115,7 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
                          keras_python=None if args.no_keras else args.keras_python,
                          train_subset=args.train_subset, test_subset=args.test_subset,
                          data_dir=args.data_dir, threads=args.threads, processes=args.processes,
-                         bf16=args.bf16, log=log)
+                         shards=args.shards, bf16=args.bf16, log=log)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 

@@ -34,10 +34,13 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-subset", type=int, help="use only the first N training images")
     p.add_argument("--test-subset", type=int, help="validate on only the first N test images")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--bf16", action="store_true",
-                   help="bf16 autocast for the training steps (faster on AVX-512 BF16 CPUs, but over 50 seed epochs it"
-                   " learned less than fp32: not the default)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
+    p.add_argument("--shards", type=int,
+                   help="threads each batch splits over, each running a whole forward and backward on its part "
+                   "(default: one per CPU thread; 1 under torchrun)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast for the training steps (default: on for the seed kind on CPUs with AVX-512 "
+                   "BF16, where it is faster and learned as much as fp32; off otherwise)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out or Path("runs") / config.name, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once,
         train_subset=args.train_subset, test_subset=args.test_subset, data_dir=args.data_dir,
-        dataset=args.dataset, resume=args.resume, threads=args.threads, progress=args.progress, bf16=args.bf16,
+        dataset=args.dataset, resume=args.resume, threads=args.threads, shards=args.shards, progress=args.progress,
+        bf16=args.bf16,
     )
     train(config, opts)
     return 0

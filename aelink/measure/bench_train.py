@@ -90,14 +90,17 @@ class KerasPeer:
 
 def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, train_subset: int | None = None,
                 test_subset: int | None = None, data_dir: str | None = None, threads: int | None = None,
-                processes: int = 1, bf16: bool = False, log=print) -> dict:
+                processes: int = 1, shards: int | None = None, bf16: bool | None = None, log=print) -> dict:
     """Train every preset for `epochs` epochs, the first ("seed") in turn with Keras; returns the machine,
     the Keras epochs, each preset's epochs (history rows) and why Keras was skipped, if it was. With
-    processes > 1, aelink trains under torchrun, one launch per epoch resuming from the checkpoint."""
+    processes > 1, aelink trains under torchrun, one launch per epoch resuming from the checkpoint.
+    bf16 None: as `aelink train` decides per preset."""
+    if processes > 1 and shards and shards > 1:
+        raise ValueError("--shards splits a batch over threads in one process; with --processes use 1")
     if threads:
         torch.set_num_threads(threads)
     common = {"epochs": epochs, "train_subset": train_subset, "test_subset": test_subset,
-              "data_dir": data_dir, "threads": threads, "progress": False, "bf16": bf16}
+              "data_dir": data_dir, "threads": threads, "progress": False, "bf16": bf16, "shards": shards}
     skipped = keras_missing(keras_python) if keras_python else "--no-keras"
     peer = None
     if skipped is None:
@@ -115,7 +118,7 @@ def bench_train(presets: list[str], epochs: int, *, keras_python: str | None, tr
                 if preset(name).noise:  # validation would need the noisy inputs fit draws
                     raise ValueError(f"bench train times presets without input noise, not {name!r}")
                 # bf16 for the models it may train (rd models' priors stay fp32: Trainer refuses them)
-                common["bf16"] = bf16 and not preset(name).entropy_coded
+                common["bf16"] = bf16 and not preset(name).entropy_coded if bf16 is not None else None
                 if processes == 1:
                     trainer = Trainer(preset(name), TrainOptions(out=Path(tmp) / name, **common))
                     train_x, test_x = load_images(trainer.opts)
@@ -158,7 +161,7 @@ def torchrun_epoch(name: str, processes: int, out: Path, common: dict) -> dict:
     epoch = len(json.loads((out / "history.json").read_text())) + 1 if (out / "history.json").is_file() else 1
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "aelink.cli", "train", "--preset", name, "--epochs", str(epoch), "--out", str(out),
-           "--resume", "--no-progress"] + (["--bf16"] if common["bf16"] else [])
+           "--resume", "--no-progress"] + ({True: ["--bf16"], False: ["--no-bf16"]}.get(common["bf16"], []))
     for flag in ("train_subset", "test_subset", "data_dir"):
         if common[flag]:
             cmd += [f"--{flag.replace('_', '-')}", str(common[flag])]
@@ -182,6 +185,9 @@ def format_report(result: dict) -> str:
     versions += f"; aelink in bf16 autocast for {', '.join(autocast)}, fp32 otherwise" if autocast else "; aelink in fp32"
     if result.get("processes", 1) > 1:
         versions += f"; aelink under torchrun, {result['processes']} processes of 1 thread"
+    elif any(rows and rows[0].get("shards", 1) > 1 for rows in result["presets"].values()):
+        shards = {rows[0].get("shards", 1) for rows in result["presets"].values() if rows}
+        versions += f"; aelink in one process, each batch split over {'/'.join(map(str, sorted(shards)))} threads"
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, flags {' '.join(m['flags']) or '-'}; {versions}; "
              f"load average {m['load'][0]:.1f} before, {m['load_after'][0]:.1f} after.", ""]
     names = list(result["presets"])

@@ -31,28 +31,33 @@ class Autoencoder(nn.Module):
         if config.entropy_coded:
             self.prior = FactorizedPrior(config.prior_channels)  # per channel, or per value (see config)
 
-    def latents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def latents(self, x: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The latent the decoder gets, and its likelihoods (rd; None otherwise)."""
         y = self.encoder(x)  # (N, *code_shape)
         if not self.config.entropy_coded:
             return y, None
-        return self.quantize(y)
+        return self.quantize(y, generator)
 
-    def quantize(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents (N, *code_shape) through the prior, with uniform noise while training and rounded at
-        eval exactly as decompress(compress(y)) gives them; and their likelihoods, the same shape."""
-        y_tilde, likelihoods = self.prior(y.reshape(len(y), self.config.prior_channels, -1))  # (N, tables, positions)
+    def quantize(self, y: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents (N, *code_shape) through the prior, with uniform noise while training (from
+        `generator`, default the global one) and rounded at eval exactly as decompress(compress(y)) gives
+        them; and their likelihoods, the same shape."""
+        y_tilde, likelihoods = self.prior(y.reshape(len(y), self.config.prior_channels, -1), generator)
         return y_tilde.reshape(y.shape), likelihoods.reshape(y.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.latents(x)[0])  # (N,1,28,28) -> (N,1,28,28)
 
-    def terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
+              ) -> dict[str, torch.Tensor]:
         """The training objective and its parts: 'loss', 'distortion' (mean per-pixel loss), 'logits',
-        for rd models 'bits' (per image, from the prior's likelihoods), for vae models 'kl' (nats per image)."""
+        for rd models 'bits' (per image, from the prior's likelihoods), for vae models 'kl' (nats per image).
+        Training noise (rd, vae) comes from `generator`, default the global one."""
         if self.config.kind == "vae":
-            return self.vae_terms(x, target)
-        y, likelihoods = self.latents(x)
+            return self.vae_terms(x, target, generator)
+        y, likelihoods = self.latents(x, generator)
         logits = self.decoder.logits(y)
         distortion = reconstruction_loss(logits, target, self.config.loss)
         out = {"loss": distortion, "distortion": distortion, "logits": logits}
@@ -64,11 +69,15 @@ class Autoencoder(nn.Module):
             out["loss"] = distortion + self.config.lmbda * bits / target[0].numel()
         return out
 
-    def vae_terms(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def vae_terms(self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
+                  ) -> dict[str, torch.Tensor]:
         mean, logvar = self.encoder.moments(x)
-        # a draw from the posterior while training (its noise from the global generator, which
-        # checkpoints keep); the mean at eval, as the sender sends it
-        y = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean
+        # a draw from the posterior while training (its noise from `generator`, default the global one,
+        # which checkpoints keep); the mean at eval, as the sender sends it
+        if self.training:  # empty_like + normal_ is randn_like, with a generator
+            y = mean + torch.empty_like(mean).normal_(generator=generator) * (0.5 * logvar).exp()
+        else:
+            y = mean
         logits = self.decoder.logits(y)
         distortion = reconstruction_loss(logits, target, self.config.loss)
         kl = kl_divergence(mean, logvar).mean()

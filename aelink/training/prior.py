@@ -88,15 +88,16 @@ class FactorizedPrior(nn.Module):
         sign = -torch.sign(lower + upper).detach()
         return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
 
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(y_tilde, likelihoods), both shaped like y: noisy y in training, quantised y at eval."""
+    def forward(self, y: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y_tilde, likelihoods), both shaped like y: noisy y in training (the noise from `generator`,
+        default the global one), quantised y at eval."""
         if y.dim() < 2 or y.shape[1] != self.channels:
             raise ValueError(f"expected (N, {self.channels}, ...) latents, got {tuple(y.shape)}")
         x = y.movedim(1, 0)  # (C, N, *spatial)
         shape = x.shape
         x = x.reshape(self.channels, 1, -1)  # (C, 1, M)
         if self.training:
-            x = x + torch.empty_like(x).uniform_(-0.5, 0.5)
+            x = x + torch.empty_like(x).uniform_(-0.5, 0.5, generator=generator)
         else:
             medians = self.quantiles()[:, 1].view(-1, 1, 1)  # (C, 1, 1)
             x = torch.round(x - medians) + medians  # exactly what decompress(compress(y)) returns

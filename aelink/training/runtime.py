@@ -129,8 +129,9 @@ class Objective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model.terms(x, target)
+    def forward(self, x: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
+                ) -> dict[str, torch.Tensor]:
+        return self.model.terms(x, target, generator)
 
 
 def quiet(_line: str) -> None:

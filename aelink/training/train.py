@@ -27,6 +27,7 @@ from aelink.training.autoencoder import Autoencoder, kl_divergence, reconstructi
 from aelink.training.mixture import describe, fit_decoder_prior
 from aelink.training.prior import rate_bits
 from aelink.training.runtime import Processes, keep_freed_memory, keras_epsilon, quiet, start_as_keras
+from aelink.training.steps import Steps, choose_bf16, plan
 from shared.codec.config import ModelConfig
 from shared.codec.weights import save_halves
 from shared.codec.wire import wire_bytes
@@ -52,9 +53,10 @@ class TrainOptions:
     data_dir: str | None = None
     dataset: str = "mnist"
     resume: bool = False
-    threads: int | None = None
+    threads: int | None = None  # CPU threads; default: the cores this process may use (torchrun: 1 each)
+    shards: int | None = None  # threads each batch splits over (steps.py); default: one per thread
     progress: bool | None = None  # None: a bar only when stderr is a terminal
-    bf16: bool = False  # bf16 autocast of the steps (CPUs with AVX-512 BF16); validation stays fp32
+    bf16: bool | None = None  # bf16 autocast of the steps; None: steps.choose_bf16; validation is fp32
 
 
 def load_images(opts: TrainOptions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,20 +67,19 @@ def load_images(opts: TrainOptions) -> tuple[torch.Tensor, torch.Tensor]:
 
 class Trainer:
     def __init__(self, config: ModelConfig, opts: TrainOptions) -> None:
-        if opts.threads:
-            torch.set_num_threads(opts.threads)
         keep_freed_memory()
         self.config, self.opts = config, opts
-        self.procs = Processes.start()
-        if opts.bf16 and config.entropy_coded:  # the prior's likelihoods need fp32's range
-            raise ValueError("--bf16 is for models without a prior (seed, compact, vae)")
-        if opts.batch_size % self.procs.world:
-            raise ValueError(f"batch size {opts.batch_size} does not split over {self.procs.world} processes")
+        self.procs = procs = Processes.start()
+        self.bf16 = choose_bf16(opts.bf16, config.kind, config.entropy_coded)
+        if opts.batch_size % procs.world:
+            raise ValueError(f"batch size {opts.batch_size} does not split over {procs.world} processes")
+        self.shards, self.intra = plan(opts.threads, opts.shards, procs.world, opts.batch_size // procs.world)
+        torch.set_num_threads(self.intra)
         torch.manual_seed(opts.seed)
         self.model = Autoencoder(config)
         # the seed starts and steps as the article's Keras model (issue 12); the others keep He init
         eps = start_as_keras(self.model) if config.kind == "seed" else 1e-8
-        self.step_model = self.procs.wrap(self.model)  # what a training step calls
+        self.steps = Steps(self.procs.wrap(self.model), list(self.model.parameters()), self.shards, self.bf16)
         self.optimizer = torch.optim.Adam(self.param_groups(), lr=opts.lr, eps=eps)
         self.scheduler = self.make_scheduler()
         self.shuffle, self.noise = (torch.Generator().manual_seed(opts.seed + i) for i in (0, 1))
@@ -159,26 +160,21 @@ class Trainer:
         starts = range(0, len(train), self.opts.batch_size)
         bar = tqdm(starts, desc=f"epoch {self.epoch + 1}/{self.opts.epochs}", leave=False,
                    disable=not (self.show_progress and self.procs.main), file=sys.stderr)
-        total, bits, seen = 0.0, 0.0, 0
-        kl = 0.0  # vae: nats per image
+        total, bits, kl, seen = 0.0, 0.0, 0.0, 0  # kl: vae, nats per image
         for start in bar:
             batch = slice(start, start + self.opts.batch_size)
             # noise is drawn for the global batch, so every process count sees the same inputs
             x = self.inputs(shuffled[batch], None if noisy is None else noisy[batch])
             x, target = self.procs.shard(x), self.procs.shard(shuffled[batch])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.opts.bf16):
-                terms = self.step_model(x, target)
             self.optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            terms = self.steps.run(x, target)
             if self.config.kind == "seed":  # Keras's epsilon, where Keras adds it
                 keras_epsilon(self.optimizer, self.scheduler.last_epoch + 1)
             self.optimizer.step()
             self.scheduler.step()
-            total += terms["loss"].item() * len(x)
-            if "bits" in terms:
-                bits += terms["bits"].item() * len(x)
-            if "kl" in terms:
-                kl += terms["kl"].item() * len(x)
+            total += terms["loss"] * len(x)
+            bits += terms.get("bits", 0.0) * len(x)
+            kl += terms.get("kl", 0.0) * len(x)
             seen += len(x)
             bar.set_postfix(loss=f"{total / seen:.4f}")
         total, bits, kl, seen = self.procs.sum([total, bits, kl, seen])
@@ -257,9 +253,11 @@ class Trainer:
         # cpu_seconds: all threads of all processes; on a shared machine the steadier figure
         row = {"epoch": self.epoch, **train_stats, "seconds": seconds, "cpu_seconds": cpu,
                "batch_size": self.opts.batch_size, "processes": self.procs.world,  # the global batch
-               "bf16": self.opts.bf16}
+               "shards": self.shards, "bf16": self.bf16}
         if self.procs.main:
+            torch.set_num_threads(self.shards * self.intra)  # one thread validates: give it them all
             row.update(self.validate(test, test_inputs))
+            torch.set_num_threads(self.intra)
         self.history.append(row)
         self.save_checkpoint()
         if self.procs.main:
@@ -294,7 +292,8 @@ def train(config: ModelConfig, opts: TrainOptions, log=print) -> tuple[list[dict
         fingerprint = trainer.finish(test_x, train_x, log) if procs.main else None
         procs.barrier()  # the others leave once the halves are written
     finally:
-        trainer.step_model = None  # DDP's reducer goes before its process group, not at interpreter exit
+        trainer.steps.close()
+        trainer.steps = None  # DDP's reducer goes before its process group, not at interpreter exit
         procs.stop()
     log(f"wrote {opts.out}/encoder.safetensors, decoder.safetensors, figure.png (pair {fingerprint})")
     return history, fingerprint
