@@ -22,12 +22,16 @@ $(VENV)/.installed: pyproject.toml
 data: $(VENV)/.installed
 	$(AELINK) data fetch
 
-# `aelink bench serve` (and its test) drive the services with the compiled load generator `hey`, a Debian
-# package: installed here when missing and apt-get can (as root); otherwise a note, and its test skips.
+# `aelink bench serve` (and its test) drive the services with the compiled load generator `hey`, and
+# training builds its fused kernels with a C++ compiler (g++): Debian packages, installed here when
+# missing and apt-get can (as root); otherwise a note, and the tests that need them skip.
 tools:
 	@command -v hey >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }; }; } || \
 	  echo "note: the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it" >&2
+	@command -v c++ >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq g++ >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq g++ >/dev/null; }; }; } || \
+	  echo "note: no C++ compiler (apt-get install -y g++); training runs without its fused kernels" >&2
 
 # The tests also run the optional parts: the Keras peer of `aelink bench train` (tensorflow-cpu, the
 # `peer` extra) and Fashion-MNIST through the same loader (Debian's dataset-fashion-mnist, as root).

@@ -96,9 +96,9 @@ def run_speed(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'preset':<10} {'variant':<11} {'threads':>7} {'step threads':>12} {'ms/step':>8} {'s/epoch':>8}")
+    print(f"{'preset':<10} {'variant':<15} {'threads':>7} {'step threads':>12} {'ms/step':>8} {'s/epoch':>8}")
     for r in rows:
-        print(f"{r['preset']:<10} {r['variant']:<11} {r['threads']:>7} {r['step_threads']:>12} "
+        print(f"{r['preset']:<10} {r['variant']:<15} {r['threads']:>7} {r['step_threads']:>12} "
               f"{r['ms_per_step']:>8.1f} {r['s_per_epoch']:>8.1f}")
     print(f"s/epoch = median ms/step x {-(-60000 // args.batch_size)} steps (60,000 images, batch {args.batch_size})")
     return 0

@@ -41,6 +41,9 @@ def register(sub) -> None:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast for the training steps (default: on for the seed kind on CPUs with AVX-512 "
                    "BF16, where it is faster and learned as much as fp32; off otherwise)")
+    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="fused CPU kernels for the layers that have them, built at first use with the machine's C++ "
+                   "compiler (default: on; off, or no compiler: PyTorch's ops)")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, lr_schedule=args.lr_schedule, seed=args.seed, noise_once=args.noise_once,
         train_subset=args.train_subset, test_subset=args.test_subset, data_dir=args.data_dir,
         dataset=args.dataset, resume=args.resume, threads=args.threads, shards=args.shards, progress=args.progress,
-        bf16=args.bf16,
+        bf16=args.bf16, fused=args.fused,
     )
     train(config, opts)
     return 0

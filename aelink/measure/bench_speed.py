@@ -1,9 +1,11 @@
 """Training speed: median time of a training step, as seconds per 60,000-image epoch.
 
-`default` is how `aelink train` steps: channels-last, the batch split over one thread per core
-(aelink/training/steps.py). Beside it, in the same run, so that the ratios are measured rather than
-remembered: the default memory layout, one step thread whose ops use all the threads (torch's intra-op
-parallelism), and bf16 autocast.
+`fp32` is how `aelink train` steps in fp32 (the default for every preset but the seed on CPUs with
+AVX-512 BF16): channels-last, the batch split over one thread per core (aelink/training/steps.py), the
+fused paths (aelink/training/fused). `bf16` is the same under bf16 autocast (the seed's default on such
+CPUs). Beside them, in the same run, so that the ratios are measured rather than remembered: each
+without the fused paths, fp32 in the default memory layout, and fp32 with one step thread whose ops use
+all the threads (torch's intra-op parallelism).
 """
 
 from __future__ import annotations
@@ -19,22 +21,25 @@ from aelink.training.runtime import Objective, keep_freed_memory
 from aelink.training.steps import Steps, cores
 from shared.codec.config import preset
 
-# variant -> (memory format, bf16 autocast, step threads: None = one per thread)
+# variant -> (memory format, bf16 autocast, step threads: None = one per thread, fused paths)
 VARIANTS = {
-    "default": (torch.channels_last, False, None),
-    "contiguous": (torch.contiguous_format, False, None),
-    "intra-op": (torch.channels_last, False, 1),
-    "bf16": (torch.channels_last, True, None),
+    "fp32": (torch.channels_last, False, None, True),
+    "fp32-unfused": (torch.channels_last, False, None, False),
+    "fp32-contiguous": (torch.contiguous_format, False, None, True),
+    "fp32-intra-op": (torch.channels_last, False, 1, True),
+    "bf16": (torch.channels_last, True, None, True),
+    "bf16-unfused": (torch.channels_last, True, None, False),
 }
 
 
 def time_steps(name: str, variant: str, batch_size: int, steps: int, repeats: int, threads: int) -> list[float]:
     """Seconds per training step, one median per repeat, after a warm-up."""
     torch.manual_seed(0)
-    fmt, bf16, shards = VARIANTS[variant]
+    fmt, bf16, shards, fused = VARIANTS[variant]
     shards = shards or min(threads, batch_size)
     torch.set_num_threads(max(1, threads // shards))
     model = Autoencoder(preset(name)).to(memory_format=fmt)
+    model.use_fused(fused)
     optimizer = torch.optim.Adam(model.parameters())
     runner = Steps(Objective(model), list(model.parameters()), shards, bf16)
     x = torch.rand(batch_size, 1, 28, 28).contiguous(memory_format=fmt)

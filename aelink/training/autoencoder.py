@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aelink.training import fused
 from aelink.training.prior import FactorizedPrior, build_tables, rate_bits
 from shared.codec.config import ModelConfig
 from shared.codec.decoder import Decoder
 from shared.codec.encoder import Encoder
+from shared.codec.layers import TapSumConv2d
 
 PRIOR = "prior"  # the state-dict prefix of the prior's parameters: training only, in neither half
 
@@ -30,11 +32,59 @@ class Autoencoder(nn.Module):
         self.decoder = Decoder(config)
         if config.entropy_coded:
             self.prior = FactorizedPrior(config.prior_channels)  # per channel, or per value (see config)
+        self.fused = self.kernels = False  # training's faster paths (use_fused)
+
+    def use_fused(self, on: bool = True) -> bool:
+        """Let training steps take the faster paths of aelink/training/fused where the model has their
+        layers: the fused kernels (built on first use; skipped where they cannot be) and, under bf16
+        autocast, ConvTransposes whose weight gradient is fp32. Returns whether they are on (False with
+        AELINK_FUSED=0). Evaluation and no-grad calls always run the modules as they are."""
+        enc, dec = self.encoder.features, self.decoder.net
+        conv, pool = enc[0], enc[1]
+        self.fused_head = (self.config.kind == "seed" and isinstance(conv, nn.Conv2d) and conv.in_channels == 1
+                           and conv.out_channels == fused.CHANNELS and conv.kernel_size == (3, 3)
+                           and conv.padding == (1, 1) and conv.stride == (1, 1) and isinstance(pool, nn.MaxPool2d)
+                           and pool.kernel_size == 2 and pool.stride == 2 and pool.padding == 0 and not pool.ceil_mode)
+        self.fused_tail = (isinstance(dec[-2], nn.ReLU) and isinstance(dec[-1], TapSumConv2d)
+                           and dec[-1].in_channels == fused.CHANNELS and dec[-1].out_channels == 1)
+        self.fused = bool(on and fused.enabled())
+        self.kernels = self.fused and (self.fused_head or self.fused_tail) and fused.kernels() is not None
+        return self.fused
+
+    def fusing(self) -> bool:
+        return self.fused and self.training and torch.is_grad_enabled()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output (the seed's through the fused first conv and pooling while training)."""
+        if not (self.fusing() and self.kernels and self.fused_head):
+            return self.encoder(x)
+        first, _pool, *rest = self.encoder.features
+        z = fused.ConvPool.apply(x, first.weight, first.bias)
+        for layer in rest:
+            z = layer(z)
+        return self.encoder.bottleneck(z)  # the seed's is the identity
+
+    def decode_logits(self, y: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits (while training: ConvTransposes with an fp32 weight gradient under bf16
+        autocast, and the fused backward of the last ReLU and conv)."""
+        if not self.fusing():
+            return self.decoder.logits(y)
+        *body, relu, last = self.decoder.net
+        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        z = self.decoder.grid(y)
+        for layer in body:
+            if bf16 and isinstance(layer, nn.ConvTranspose2d):
+                z = fused.BF16Deconv.apply(z, layer.weight, layer.bias, layer)
+            else:
+                z = layer(z)
+        if self.kernels and self.fused_tail:
+            return fused.ReluTap.apply(z, last.weight, last.bias, last)
+        return last(relu(z))
 
     def latents(self, x: torch.Tensor, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The latent the decoder gets, and its likelihoods (rd; None otherwise)."""
-        y = self.encoder(x)  # (N, *code_shape)
+        y = self.encode(x)  # (N, *code_shape)
         if not self.config.entropy_coded:
             return y, None
         return self.quantize(y, generator)
@@ -58,7 +108,7 @@ class Autoencoder(nn.Module):
         if self.config.kind == "vae":
             return self.vae_terms(x, target, generator)
         y, likelihoods = self.latents(x, generator)
-        logits = self.decoder.logits(y)
+        logits = self.decode_logits(y)
         distortion = reconstruction_loss(logits, target, self.config.loss)
         out = {"loss": distortion, "distortion": distortion, "logits": logits}
         if likelihoods is not None:
@@ -78,7 +128,7 @@ class Autoencoder(nn.Module):
             y = mean + torch.empty_like(mean).normal_(generator=generator) * (0.5 * logvar).exp()
         else:
             y = mean
-        logits = self.decoder.logits(y)
+        logits = self.decode_logits(y)
         distortion = reconstruction_loss(logits, target, self.config.loss)
         kl = kl_divergence(mean, logvar).mean()
         # reconstruction + beta * KL, both per image (BCE summed over the pixels is the usual VAE

@@ -57,6 +57,7 @@ class TrainOptions:
     shards: int | None = None  # threads each batch splits over (steps.py); default: one per thread
     progress: bool | None = None  # None: a bar only when stderr is a terminal
     bf16: bool | None = None  # bf16 autocast of the steps; None: steps.choose_bf16; validation is fp32
+    fused: bool = True  # the fused kernels where the model has their layers (aelink/training/fused)
 
 
 def load_images(opts: TrainOptions) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +80,7 @@ class Trainer:
         self.model = Autoencoder(config)
         # the seed starts and steps as the article's Keras model (issue 12); the others keep He init
         eps = start_as_keras(self.model) if config.kind == "seed" else 1e-8
+        self.model.use_fused(opts.fused)
         self.steps = Steps(self.procs.wrap(self.model), list(self.model.parameters()), self.shards, self.bf16)
         self.optimizer = torch.optim.Adam(self.param_groups(), lr=opts.lr, eps=eps)
         self.scheduler = self.make_scheduler()
@@ -118,13 +120,11 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
-            "history": json.dumps(self.history),
-            # the global generator draws the rd prior's training noise
+            "history": json.dumps(self.history),  # the global generator seeds the steps' noise (rd, vae):
             "rng": [self.shuffle.get_state(), self.noise.get_state(), torch.get_rng_state()],
             "options": json.dumps({k: str(v) for k, v in asdict(self.opts).items()}),
         }
-        tmp = self.opts.out / f".{CHECKPOINT}.tmp"
-        torch.save(state, tmp)
+        torch.save(state, tmp := self.opts.out / f".{CHECKPOINT}.tmp")
         tmp.replace(self.opts.out / CHECKPOINT)
         (self.opts.out / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
 
@@ -253,7 +253,7 @@ class Trainer:
         # cpu_seconds: all threads of all processes; on a shared machine the steadier figure
         row = {"epoch": self.epoch, **train_stats, "seconds": seconds, "cpu_seconds": cpu,
                "batch_size": self.opts.batch_size, "processes": self.procs.world,  # the global batch
-               "shards": self.shards, "bf16": self.bf16}
+               "shards": self.shards, "bf16": self.bf16, "fused": self.model.fused}
         if self.procs.main:
             torch.set_num_threads(self.shards * self.intra)  # one thread validates: give it them all
             row.update(self.validate(test, test_inputs))

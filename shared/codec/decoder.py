@@ -59,11 +59,15 @@ class Decoder(nn.Module):
         # for the activations too): the services, eval and training all compute in it, so they agree
         self.to(memory_format=torch.channels_last)
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
+    def grid(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes -> the feature map (N, *feature_shape) the ConvTransposes start from."""
         z = self.unbottleneck(z)
         if self.config.kind != "seed" and self.config.latent == "vector":
             z = z.unflatten(1, self.config.feature_shape)  # (N, C, H, W)
-        return self.net(z)  # (N, 1, 28, 28), before the sigmoid
+        return z
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.grid(z))  # (N, 1, 28, 28), before the sigmoid
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(z))
