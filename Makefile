@@ -25,13 +25,13 @@ data: $(VENV)/.installed
 # `aelink bench serve` (and its test) drive the services with the compiled load generator `hey`, and
 # training builds its fused kernels with a C++ compiler (g++): Debian packages, installed here when
 # missing and apt-get can (as root); otherwise a note, and the tests that need them skip.
+# $(call apt_tool,COMMAND,PACKAGE,NOTE): install PACKAGE when COMMAND is missing, else print NOTE
+apt_tool = command -v $(1) >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq $(2) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; }; }; } || \
+	  echo "note: $(3)" >&2
 tools:
-	@command -v hey >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get install -y -qq hey >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq hey >/dev/null; }; }; } || \
-	  echo "note: the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it" >&2
-	@command -v c++ >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get install -y -qq g++ >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq g++ >/dev/null; }; }; } || \
-	  echo "note: no C++ compiler (apt-get install -y g++); training runs without its fused kernels" >&2
+	@$(call apt_tool,hey,hey,the load generator hey is not installed (apt-get install -y hey); aelink bench serve needs it)
+	@$(call apt_tool,c++,g++,no C++ compiler (apt-get install -y g++); training runs without its fused kernels)
 
 # The tests also run the optional parts: the Keras peer of `aelink bench train` (tensorflow-cpu, the
 # `peer` extra) and Fashion-MNIST through the same loader (Debian's dataset-fashion-mnist, as root).

@@ -18,7 +18,7 @@ import torch
 
 from aelink.training.autoencoder import Autoencoder
 from aelink.training.runtime import Objective, keep_freed_memory
-from aelink.training.steps import Steps, cores
+from aelink.training.steps import Steps, cores, plan
 from shared.codec.config import preset
 
 # variant -> (memory format, bf16 autocast, step threads: None = one per thread, fused paths)
@@ -36,8 +36,8 @@ def time_steps(name: str, variant: str, batch_size: int, steps: int, repeats: in
     """Seconds per training step, one median per repeat, after a warm-up."""
     torch.manual_seed(0)
     fmt, bf16, shards, fused = VARIANTS[variant]
-    shards = shards or min(threads, batch_size)
-    torch.set_num_threads(max(1, threads // shards))
+    shards, intra = plan(threads, shards, 1, batch_size)  # as `aelink train` plans its threads
+    torch.set_num_threads(intra)
     model = Autoencoder(preset(name)).to(memory_format=fmt)
     model.use_fused(fused)
     optimizer = torch.optim.Adam(model.parameters())
@@ -76,6 +76,6 @@ def bench_speed(presets: list[str], batch_size: int = 128, steps: int = 30, repe
         for variant in VARIANTS:
             per_step = statistics.median(time_steps(name, variant, batch_size, steps, repeats, threads))
             rows.append({"preset": name, "variant": variant, "threads": threads,
-                         "step_threads": VARIANTS[variant][2] or min(threads, batch_size),
+                         "step_threads": plan(threads, VARIANTS[variant][2], 1, batch_size)[0],
                          "ms_per_step": per_step * 1e3, "s_per_epoch": per_step * steps_per_epoch})
     return rows

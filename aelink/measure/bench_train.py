@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy
 import torch
 
+from aelink.training.steps import cores, cpu
 from aelink.training.train import Trainer, TrainOptions, load_images
 from shared.codec.config import preset
 
@@ -29,18 +30,8 @@ FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"
 
 def machine() -> dict:
     """The CPU (model, the vector flags that pick kernels, cores) and the library versions."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "flags": [f for f in FLAGS if f in flags], "cores": cores,
+    model, flags = cpu()
+    return {"cpu": model, "flags": [f for f in FLAGS if f in flags], "cores": cores(),
             "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "torch_threads": torch.get_num_threads(), "load": os.getloadavg()}
 

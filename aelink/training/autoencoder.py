@@ -32,7 +32,7 @@ class Autoencoder(nn.Module):
         self.decoder = Decoder(config)
         if config.entropy_coded:
             self.prior = FactorizedPrior(config.prior_channels)  # per channel, or per value (see config)
-        self.fused = self.kernels = False  # training's faster paths (use_fused)
+        self.fused = self.fused_head = self.fused_tail = False  # training's faster paths (use_fused)
 
     def use_fused(self, on: bool = True) -> bool:
         """Let training steps take the faster paths of aelink/training/fused where the model has their
@@ -41,14 +41,15 @@ class Autoencoder(nn.Module):
         AELINK_FUSED=0). Evaluation and no-grad calls always run the modules as they are."""
         enc, dec = self.encoder.features, self.decoder.net
         conv, pool = enc[0], enc[1]
-        self.fused_head = (self.config.kind == "seed" and isinstance(conv, nn.Conv2d) and conv.in_channels == 1
-                           and conv.out_channels == fused.CHANNELS and conv.kernel_size == (3, 3)
-                           and conv.padding == (1, 1) and conv.stride == (1, 1) and isinstance(pool, nn.MaxPool2d)
-                           and pool.kernel_size == 2 and pool.stride == 2 and pool.padding == 0 and not pool.ceil_mode)
-        self.fused_tail = (isinstance(dec[-2], nn.ReLU) and isinstance(dec[-1], TapSumConv2d)
-                           and dec[-1].in_channels == fused.CHANNELS and dec[-1].out_channels == 1)
+        head = (self.config.kind == "seed" and isinstance(conv, nn.Conv2d) and conv.in_channels == 1
+                and conv.out_channels == fused.CHANNELS and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+                and conv.stride == (1, 1) and isinstance(pool, nn.MaxPool2d) and pool.kernel_size == 2
+                and pool.stride == 2 and pool.padding == 0 and not pool.ceil_mode)
+        tail = (isinstance(dec[-2], nn.ReLU) and isinstance(dec[-1], TapSumConv2d)
+                and dec[-1].in_channels == fused.CHANNELS and dec[-1].out_channels == 1)
         self.fused = bool(on and fused.enabled())
-        self.kernels = self.fused and (self.fused_head or self.fused_tail) and fused.kernels() is not None
+        built = self.fused and (head or tail) and fused.kernels() is not None
+        self.fused_head, self.fused_tail = head and built, tail and built  # the kernels' layers, where built
         return self.fused
 
     def fusing(self) -> bool:
@@ -56,7 +57,7 @@ class Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's output (the seed's through the fused first conv and pooling while training)."""
-        if not (self.fusing() and self.kernels and self.fused_head):
+        if not (self.fusing() and self.fused_head):
             return self.encoder(x)
         first, _pool, *rest = self.encoder.features
         z = fused.ConvPool.apply(x, first.weight, first.bias)
@@ -77,7 +78,7 @@ class Autoencoder(nn.Module):
                 z = fused.BF16Deconv.apply(z, layer.weight, layer.bias, layer)
             else:
                 z = layer(z)
-        if self.kernels and self.fused_tail:
+        if self.fused_tail:
             return fused.ReluTap.apply(z, last.weight, last.bias, last)
         return last(relu(z))
 

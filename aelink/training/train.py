@@ -120,7 +120,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
-            "history": json.dumps(self.history),  # the global generator seeds the steps' noise (rd, vae):
+            "history": json.dumps(self.history),
+            # the global generator seeds the steps' training noise (rd, vae)
             "rng": [self.shuffle.get_state(), self.noise.get_state(), torch.get_rng_state()],
             "options": json.dumps({k: str(v) for k, v in asdict(self.opts).items()}),
         }

@@ -18,13 +18,14 @@ import contextlib
 import functools
 import hashlib
 import os
-import platform
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
 import torch
+
+from aelink.training.steps import cpu
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
 CHANNELS = 32  # the kernels' vector width: every preset's outermost width
@@ -35,10 +36,9 @@ CFLAGS = ["-O3", "-march=native", "-fno-math-errno"]
 def build_dir() -> Path:
     """A folder per source, flags, torch and CPU, so that a cache shared by other machines (a home on
     NFS) never hands one machine another's -march=native build."""
-    cpu = platform.processor() + platform.machine()
-    with contextlib.suppress(OSError):  # no /proc/cpuinfo: the processor's name alone
-        cpu += next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), *CFLAGS, torch.__version__, sys.version, cpu]).encode())
+    model, flags = cpu()
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *CFLAGS, torch.__version__, sys.version, model,
+                                    *sorted(flags)]).encode())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aelink" / "fused"
     return root / key.hexdigest()[:16]
 
@@ -64,8 +64,7 @@ def kernels():
 
         folder.mkdir(parents=True, exist_ok=True)
         if not any(folder.glob("aelink_fused*.so")):
-            print(f"building aelink's fused training kernels in {folder} (once per machine, about a minute)",
-                  file=sys.stderr)
+            print(f"building aelink's fused training kernels in {folder} (once per machine)", file=sys.stderr)
         return load("aelink_fused", [str(SOURCE)], extra_cflags=CFLAGS, build_directory=str(folder))
     except Exception as e:  # no compiler, no ninja, a failed build: train on PyTorch's ops instead
         warnings.warn(f"aelink: the fused training kernels could not be built ({type(e).__name__}: "

@@ -36,6 +36,19 @@ inline void store(at::BFloat16* p, v16 v) {  // round to nearest even, as c10::B
 }
 inline float hsum(v16 v) { float s = 0.f; for (int k = 0; k < L; ++k) s += v[k]; return s; }
 
+// Gradient sums over images: each of parallel_for's threads adds into its own part; total() adds the parts.
+struct ThreadSums {
+  int64_t n;
+  std::vector<std::vector<float>> parts;
+  explicit ThreadSums(int64_t n) : n(n), parts(at::get_num_threads(), std::vector<float>(n, 0.f)) {}
+  float* mine() { return parts[at::get_thread_num()].data(); }
+  at::Tensor total() {
+    auto sum = at::zeros({n}, at::kFloat);
+    for (auto& part : parts) sum += at::from_blob(part.data(), {n}, at::kFloat);
+    return sum;
+  }
+};
+
 // image n of x (H x W floats) into a zero-bordered (H + 2) x (W + 2) buffer.
 void pad_image(const float* __restrict__ x, float* __restrict__ pad, int64_t H, int64_t W) {
   const int64_t P = W + 2;
@@ -103,9 +116,10 @@ std::vector<at::Tensor> conv_pool_backward(at::Tensor g, at::Tensor x, at::Tenso
   const float* X = x.data_ptr<float>();
   const float* G = gl.data_ptr<float>();
   const uint8_t* I = idx.data_ptr<uint8_t>();
-  std::vector<std::vector<float>> parts(at::get_num_threads(), std::vector<float>(10 * C, 0.f));
+  ThreadSums grads(10 * C);  // 9 taps, then the bias
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-    std::vector<float> pad((H + 2) * P), sums(10 * C, 0.f);  // 9 taps, then the bias
+    std::vector<float> pad((H + 2) * P);
+    float* sums = grads.mine();
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(X + n * H * W, pad.data(), H, W);
       for (int half = 0; half < C / L; ++half) {
@@ -129,22 +143,20 @@ std::vector<at::Tensor> conv_pool_backward(at::Tensor g, at::Tensor x, at::Tenso
         for (int c = 0; c < L; ++c) sums[9 * C + half * L + c] += db[c];
       }
     }
-    float* part = parts[at::get_thread_num()].data();
-    for (int k = 0; k < 10 * C; ++k) part[k] += sums[k];
   });
-  auto total = at::zeros({10, C}, x.options());
-  for (auto& part : parts) total += at::from_blob(part.data(), {10, C}, x.options());
+  auto total = grads.total().view({10, C});
   return {total.narrow(0, 0, 9).t().reshape({C, 1, 3, 3}).contiguous(), total[9].contiguous()};
 }
 
 // h (N,32,H,W) channels-last, fp32 or bf16: the ReLU's output; gy (N,1,H,W): the gradient of the conv's
 // output; w (1,32,3,3). Returns the gradient of the ReLU's input (h's dtype, channels-last), of w and of b.
 template <typename T>
-void relu_tap_kernel(const T* Hp, const float* GY, const float* Wt, T* GZ, std::vector<std::vector<float>>& parts,
-                     int64_t N, int64_t H, int64_t W) {
+void relu_tap_kernel(const T* Hp, const float* GY, const float* Wt, T* GZ, ThreadSums& grads, int64_t N, int64_t H,
+                     int64_t W) {
   const int64_t P = W + 2;
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-    std::vector<float> gpad((H + 2) * P), sums(9 * C + 1, 0.f);
+    std::vector<float> gpad((H + 2) * P);
+    float* sums = grads.mine();  // 9 taps, then the bias
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(GY + n * H * W, gpad.data(), H, W);
       for (int64_t k = 0; k < H * W; ++k) sums[9 * C] += GY[n * H * W + k];
@@ -169,8 +181,6 @@ void relu_tap_kernel(const T* Hp, const float* GY, const float* Wt, T* GZ, std::
           for (int c = 0; c < L; ++c) sums[t * C + half * L + c] += dw[t][c];
       }
     }
-    float* part = parts[at::get_thread_num()].data();
-    for (int k = 0; k < 9 * C + 1; ++k) part[k] += sums[k];
   });
 }
 
@@ -181,17 +191,16 @@ std::vector<at::Tensor> relu_tap_backward(at::Tensor h, at::Tensor gy, at::Tenso
   auto gyc = gy.to(at::kFloat).reshape({N, H, W}).contiguous();
   auto wt = w.to(at::kFloat).reshape({C, 9}).t().contiguous();  // (9, 32)
   auto gz = at::empty({N, H, W, C}, hl.options());
-  std::vector<std::vector<float>> parts(at::get_num_threads(), std::vector<float>(9 * C + 1, 0.f));
+  ThreadSums grads(9 * C + 1);
   if (hl.scalar_type() == at::kBFloat16) {
     relu_tap_kernel<at::BFloat16>(hl.data_ptr<at::BFloat16>(), gyc.data_ptr<float>(), wt.data_ptr<float>(),
-                                  gz.data_ptr<at::BFloat16>(), parts, N, H, W);
+                                  gz.data_ptr<at::BFloat16>(), grads, N, H, W);
   } else {
     TORCH_CHECK(hl.scalar_type() == at::kFloat, "relu_tap_backward: float32 or bfloat16, not ", hl.scalar_type());
     relu_tap_kernel<float>(hl.data_ptr<float>(), gyc.data_ptr<float>(), wt.data_ptr<float>(), gz.data_ptr<float>(),
-                           parts, N, H, W);
+                           grads, N, H, W);
   }
-  auto total = at::zeros({9 * C + 1}, gyc.options());
-  for (auto& part : parts) total += at::from_blob(part.data(), {9 * C + 1}, gyc.options());
+  auto total = grads.total();
   auto gw = total.narrow(0, 0, 9 * C).reshape({9, C}).t().reshape({1, C, 3, 3}).contiguous();
   return {gz.permute({0, 3, 1, 2}), gw, total.narrow(0, 9 * C, 1).clone()};
 }
